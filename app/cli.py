@@ -1,0 +1,44 @@
+"""The `smsguard` command. Each command family lives in its own module under app/commands/."""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+
+import click
+
+from app import commands
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """smsguard: SMS content compliance."""
+
+
+def _register() -> None:
+    for mod in pkgutil.iter_modules(commands.__path__):
+        module = importlib.import_module(f"{commands.__name__}.{mod.name}")
+        for name in getattr(module, "COMMANDS", ()):
+            cli.add_command(getattr(module, name))
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: click errors become a one-line message and a non-zero exit."""
+    try:
+        cli.main(args=argv, prog_name="smsguard", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        click.echo(f"smsguard: error: {exc.format_message()}", err=True)
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""Settings: single-machine defaults, overridable by SMSGUARD_* environment variables."""
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL_NAME = "smsguard-zh-en"
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(f"SMSGUARD_{name}", default)
+
+
+@dataclass(frozen=True)
+class Settings:
+    instance_dir: Path = PROJECT_ROOT / "instance"
+    database_url: str = ""
+    rules_dir: Path = PROJECT_ROOT / "rules"
+    model_dir: Path | None = PROJECT_ROOT / "models" / DEFAULT_MODEL_NAME
+    bind: str = "127.0.0.1:8000"
+    workers: int = 2
+    max_body_bytes: int = 64 * 1024
+    max_sms_chars: int = 1000
+    signature_tolerance_s: int = 300
+    watch_rules: bool = True
+    log_level: str = "INFO"
+    secret_key: str = field(default="", repr=False)
+    presend_fail_mode: str = "closed"
+
+    @classmethod
+    def from_env(cls, **overrides) -> "Settings":
+        instance = Path(_env("INSTANCE_DIR", str(cls.instance_dir)))
+        model_env = _env("MODEL_DIR")
+        values = dict(
+            instance_dir=instance,
+            database_url=_env("DATABASE_URL", "") or "",
+            rules_dir=Path(_env("RULES_DIR", str(cls.rules_dir))),
+            model_dir=(None if model_env in ("", "none") else Path(model_env)) if model_env is not None else cls.model_dir,
+            bind=_env("BIND", cls.bind),
+            workers=int(_env("WORKERS", str(cls.workers))),
+            max_body_bytes=int(_env("MAX_BODY_BYTES", str(cls.max_body_bytes))),
+            max_sms_chars=int(_env("MAX_SMS_CHARS", str(cls.max_sms_chars))),
+            signature_tolerance_s=int(_env("SIGNATURE_TOLERANCE_S", str(cls.signature_tolerance_s))),
+            watch_rules=_env("WATCH_RULES", "1") not in ("0", "false", "no"),
+            log_level=_env("LOG_LEVEL", cls.log_level),
+            secret_key=_env("SECRET_KEY", "") or "",
+            presend_fail_mode=_env("PRESEND_FAIL_MODE", cls.presend_fail_mode),
+        )
+        values.update(overrides)
+        return cls(**values).resolved()
+
+    def resolved(self) -> "Settings":
+        """Fill the derived defaults: database under the instance folder, a persistent secret."""
+        s = self
+        if not s.database_url:
+            s = replace(s, database_url=f"sqlite:///{Path(s.instance_dir).resolve() / 'smsguard.db'}")
+        if not s.secret_key:
+            s = replace(s, secret_key=_instance_secret(Path(s.instance_dir)))
+        if s.presend_fail_mode not in ("closed", "open"):
+            raise ValueError("SMSGUARD_PRESEND_FAIL_MODE must be 'closed' or 'open'")
+        return s
+
+    def public(self) -> dict:
+        """The settings without secrets, for `smsguard config` and logs."""
+        out = {}
+        for f in fields(self):
+            if f.name == "secret_key":
+                continue
+            v = getattr(self, f.name)
+            out[f.name] = str(v) if isinstance(v, Path) else v
+        if "@" in out["database_url"]:  # hide a password in the URL
+            scheme, rest = out["database_url"].split("://", 1)
+            out["database_url"] = f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+        return out
+
+
+def _instance_secret(instance_dir: Path) -> str:
+    """A random secret kept in the instance folder so sessions survive restarts."""
+    instance_dir.mkdir(parents=True, exist_ok=True)
+    path = instance_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    key = secrets.token_hex(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+    return key
