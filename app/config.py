@@ -59,6 +59,9 @@ class Settings:
             s = replace(s, database_url=f"sqlite:///{Path(s.instance_dir).resolve() / 'smsguard.db'}")
         if not s.secret_key:
             s = replace(s, secret_key=_instance_secret(Path(s.instance_dir)))
+        for prefix in ("postgresql://", "postgres://"):  # psycopg 3 is the driver we ship
+            if s.database_url.startswith(prefix):
+                s = replace(s, database_url="postgresql+psycopg://" + s.database_url[len(prefix):])
         if s.presend_fail_mode not in ("closed", "open"):
             raise ValueError("SMSGUARD_PRESEND_FAIL_MODE must be 'closed' or 'open'")
         return s

@@ -1,0 +1,52 @@
+"""Liveness, readiness, metrics and the local assets of the interactive API docs."""
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, jsonify, send_from_directory
+
+from app import metrics
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz():
+    return jsonify(status="ok")
+
+
+@bp.get("/readyz")
+def readyz():
+    checks: dict = {}
+    ok = True
+    try:
+        current_app.extensions["smsguard.db"].ping()
+        checks["database"] = {"ok": True}
+    except Exception as exc:  # noqa: BLE001 - any failure means not ready
+        ok = False
+        checks["database"] = {"ok": False, "error": type(exc).__name__}
+    moderator = current_app.extensions.get("smsguard.moderator")
+    if moderator is None:
+        ok = False
+        checks["rules"] = {"ok": False, "error": "engine not loaded"}
+    else:
+        st = moderator.status()
+        rules_ok = bool(st["rules"].get("loaded"))
+        checks["rules"] = {"ok": rules_ok, **st["rules"]}
+        model = st.get("model") or {}
+        model_needed = current_app.config["SMSGUARD"].model_dir is not None
+        model_ok = bool(model.get("loaded")) or not model_needed
+        checks["model"] = {"ok": model_ok, **model}
+        ok = ok and rules_ok and model_ok
+    return jsonify(status="ready" if ok else "not ready", checks=checks), 200 if ok else 503
+
+
+@bp.get("/metrics")
+def prometheus():
+    data, ctype = metrics.render()
+    return Response(data, content_type=ctype)
+
+
+@bp.get("/docs/assets/<path:filename>")
+def docs_assets(filename: str):
+    import swagger_ui_bundle
+
+    return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename, max_age=86400)

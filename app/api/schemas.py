@@ -1,0 +1,32 @@
+"""Marshmallow schemas shared by the resources. Unknown fields are rejected (422)."""
+from __future__ import annotations
+
+from marshmallow import RAISE, Schema, fields, validate
+
+
+class StrictSchema(Schema):
+    class Meta:
+        unknown = RAISE
+        ordered = True
+
+
+class ReasonSchema(Schema):
+    rule = fields.String(required=True)
+    category = fields.String(allow_none=True)
+    detector = fields.String()
+    score = fields.Float()
+    action = fields.String(allow_none=True)
+    evidence = fields.String(allow_none=True)
+    span = fields.List(fields.Integer(), allow_none=True)
+    description = fields.String(allow_none=True)
+    words = fields.List(fields.String())
+
+
+class VerdictSchema(Schema):
+    verdict = fields.String(required=True, validate=validate.OneOf(["allow", "review", "reject"]))
+    categories = fields.List(fields.String())
+    score = fields.Float()
+    reasons = fields.List(fields.Nested(ReasonSchema))
+    forced_by = fields.String(allow_none=True)
+    ruleset_version = fields.String()
+    model_version = fields.String(allow_none=True)

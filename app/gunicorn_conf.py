@@ -1,0 +1,45 @@
+"""gunicorn settings. The app (rules automaton, model, jieba) is built once in the master
+(preload_app) and shared copy-on-write by the forked workers."""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+
+from app.config import Settings
+
+_settings = Settings.from_env()
+
+# metrics from every worker are summed through files in this directory
+_prom_dir = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR",
+                                  os.path.join(tempfile.gettempdir(), f"smsguard-prom-{os.getpid()}"))
+shutil.rmtree(_prom_dir, ignore_errors=True)
+os.makedirs(_prom_dir, exist_ok=True)
+
+bind = _settings.bind
+workers = _settings.workers
+worker_class = "sync"
+preload_app = True
+timeout = 30
+graceful_timeout = 20
+keepalive = 5
+max_requests = 0
+accesslog = None  # the app writes one JSON line per request itself
+errorlog = "-"
+loglevel = _settings.log_level.lower()
+
+
+def post_fork(server, worker):
+    """After fork: fresh database connections and a rule watcher thread in this worker."""
+    from app.wsgi import app
+
+    app.extensions["smsguard.db"].engine.dispose(close=False)
+    moderator = app.extensions["smsguard.moderator"]
+    if hasattr(moderator, "after_fork"):
+        moderator.after_fork()
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

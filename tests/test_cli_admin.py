@@ -1,0 +1,51 @@
+"""The operations commands: db, keys, accounts, config; errors are one line and non-zero."""
+from __future__ import annotations
+
+import json
+
+from app.cli import cli, main
+
+
+def test_db_upgrade_reports_the_revision(runner, tmp_path, monkeypatch):
+    monkeypatch.setenv("SMSGUARD_DATABASE_URL", f"sqlite:///{tmp_path / 'fresh.db'}")
+    r = runner.invoke(cli, ["db", "upgrade"])
+    assert r.exit_code == 0, r.output
+    assert "revision" in r.output
+    r = runner.invoke(cli, ["db", "current"])
+    head = r.output.split("code head:")[1].strip()
+    assert f"database: {head}" in r.output
+
+
+def test_keys_create_prints_the_pair_once_and_list_never_shows_private(runner):
+    r = runner.invoke(cli, ["keys", "create", "--account", "ACME", "--role", "tenant", "--json"])
+    assert r.exit_code == 0, r.output
+    k = json.loads(r.output)
+    assert k["public_key"].startswith("pk_") and k["private_key"].startswith("sk_")
+    listed = runner.invoke(cli, ["keys", "list"]).output
+    assert k["public_key"] in listed and k["private_key"] not in listed
+
+
+def test_keys_rotate_and_revoke(runner):
+    k = json.loads(runner.invoke(cli, ["keys", "create", "--role", "admin", "--json"]).output)
+    new = json.loads(runner.invoke(cli, ["keys", "rotate", k["public_key"], "--json"]).output)
+    assert new["public_key"] != k["public_key"] and new["role"] == "admin"
+    listed = runner.invoke(cli, ["keys", "list"]).output
+    assert "revoked" in [line.split()[3] for line in listed.splitlines() if k["public_key"] in line]
+    r = runner.invoke(cli, ["keys", "revoke", new["public_key"]])
+    assert r.exit_code == 0 and "revoked" in r.output
+
+
+def test_cli_errors_are_one_line_and_non_zero(runner, capsys):
+    code = main(["keys", "create", "--role", "tenant"])
+    err = capsys.readouterr().err
+    assert code != 0
+    assert err.strip().count("\n") == 0 and "needs an account" in err
+    code = main(["keys", "revoke", "pk_nope"])
+    assert code != 0 and "no key pk_nope" in capsys.readouterr().err
+
+
+def test_config_hides_secrets(runner, monkeypatch):
+    monkeypatch.setenv("SMSGUARD_DATABASE_URL", "postgresql+psycopg://user:hunter2@db.example:5432/sg")
+    out = runner.invoke(cli, ["config"]).output
+    assert "hunter2" not in out and "secret_key" not in out
+    assert json.loads(out)["bind"] == "127.0.0.1:8000"
