@@ -9,7 +9,7 @@ import hmac
 import re
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from flask import current_app, g, request
 from sqlalchemy import select
@@ -21,6 +21,7 @@ from app.store.models import ApiKey
 HEADERS = ("X-Api-Key", "X-Timestamp", "X-Nonce", "X-Signature")
 NONCE = re.compile(r"^[A-Za-z0-9_\-.~]{16,64}$")
 SIGNATURE = re.compile(r"^[0-9a-f]{64}$")
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,9 @@ def verify_request() -> Principal:
             raise _unauthorized("the signature does not match the request (see docs/signing.md)", "bad_signature")
         if not keys.remember_nonce(s, key.id, nonce, tolerance):
             raise _unauthorized("this nonce was already used: a replayed request", "replayed_nonce")
-        key.last_used_at = datetime.now(UTC)
+        now = datetime.now(UTC)
+        if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
+            key.last_used_at = now  # written at most once a minute, not on every request
         return Principal(key.id, key.public_key, key.account_id, key.role)
 
 

@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from app.services import accounts, events
@@ -107,10 +108,10 @@ def sign(private_key: str, method: str, path: str, query_pairs: list[tuple[str, 
 def remember_nonce(session: Session, key_id: int, nonce: str, window_s: int) -> bool:
     """Store the nonce; False if this key already used it within the window (a replay).
     Nonces older than twice the window are purged now and then."""
-    try:
-        with session.begin_nested():
-            session.add(RequestNonce(key_id=key_id, nonce=nonce))
-    except IntegrityError:
+    dialect = session.get_bind().dialect.name
+    insert = {"sqlite": sqlite_insert, "postgresql": pg_insert}[dialect]
+    stmt = insert(RequestNonce).values(key_id=key_id, nonce=nonce, seen_at=datetime.now(UTC))
+    if session.execute(stmt.on_conflict_do_nothing().returning(RequestNonce.nonce)).first() is None:
         return False
     if secrets.randbelow(200) == 0:
         cutoff = datetime.now(UTC) - timedelta(seconds=2 * window_s)
