@@ -1,0 +1,197 @@
+"""Moderator: the content pipeline every caller uses (HTTP pre-send, CLI, audit workers).
+
+    text -> normalize -> keywords + patterns (+ classifier) -> policy -> Verdict
+
+Thread-safe for readers: a check reads the RuleSet in force once (one attribute read) and uses
+only immutable compiled objects; a rule change is built by the watcher thread and swapped in.
+Build the Moderator before gunicorn forks (``preload_app = True``); the watcher restarts in
+each forked child.
+"""
+from __future__ import annotations
+
+import logging
+import os
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from app.engine.keywords import CustomLists
+from app.engine.normalize import Normalized, normalize
+from app.engine.ruleset import RuleSet, RuleSetManager, SelfTestCase, load_selftests
+from app.engine.types import Hit, Verdict
+
+__all__ = ["Moderator", "SelfTestResult", "run_selftests"]
+
+log = logging.getLogger("smsguard.engine")
+
+
+class Moderator:
+    def __init__(self, manager: RuleSetManager, classifier: Any = None,
+                 model_dir: str | os.PathLike | None = None, model_error: str | None = None):
+        self._manager = manager
+        self.classifier = classifier
+        self.model_dir = Path(model_dir) if model_dir is not None else None
+        self.model_error = model_error
+        self._labels: tuple[str, ...] = tuple(getattr(classifier, "labels", ()) or ())
+
+    # ------------------------------------------------------------------------- creation
+    @classmethod
+    def from_paths(cls, rules_dir: str | os.PathLike, model_dir: str | os.PathLike | None = None,
+                   watch: bool = True, poll_interval: float = 1.0,
+                   require_model: bool = True) -> "Moderator":
+        """Load the rules (RuleError if they are broken) and, if ``model_dir`` is given, the
+        classifier (app.engine.classifier.load_classifier). With ``require_model=False`` a
+        missing or broken model is reported in status() and checks run without it."""
+        manager = RuleSetManager(rules_dir, watch=watch, poll_interval=poll_interval)
+        classifier = None
+        error = None
+        if model_dir is not None:
+            try:
+                from app.engine.classifier import load_classifier
+
+                classifier = load_classifier(model_dir)
+            except Exception as exc:
+                if require_model:
+                    manager.close()
+                    raise
+                error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                log.warning("model not loaded from %s: %s", model_dir, error)
+        return cls(manager, classifier, model_dir=model_dir, model_error=error)
+
+    # ----------------------------------------------------------------------- properties
+    @property
+    def ruleset(self) -> RuleSet:
+        return self._manager.current
+
+    @property
+    def ruleset_version(self) -> str:
+        return self._manager.current.version
+
+    @property
+    def model_version(self) -> str | None:
+        c = self.classifier
+        return None if c is None else str(getattr(c, "version", None) or "unknown")
+
+    @property
+    def manager(self) -> RuleSetManager:
+        return self._manager
+
+    def reload(self) -> bool:
+        return self._manager.reload()
+
+    # --------------------------------------------------------------------------- checks
+    def content_hits(self, norm: Normalized, rs: RuleSet, account_lists: CustomLists | None = None) -> list[Hit]:
+        """Keyword + pattern hits (no classifier, no policy)."""
+        acct = rs.keywords.compile_account(account_lists) if account_lists is not None else None
+        hits = rs.keywords.match(norm, acct)
+        pat = rs.patterns.match(norm)
+        if pat:
+            hits.extend(pat)
+        return hits
+
+    def check(self, text: str, account_lists: CustomLists | None = None,
+              extra_hits: Iterable[Hit] | None = None) -> Verdict:
+        """The Verdict for one message. ``extra_hits`` (TPL_, ACCT_ ...) go through the same
+        policy; their reject action forces the verdict like any other."""
+        rs = self._manager.current
+        norm = normalize(text)
+        acct = rs.keywords.compile_account(account_lists) if account_lists is not None else None
+        hits = rs.keywords.match(norm, acct)
+        pat = rs.patterns.match(norm)
+        if pat:
+            hits.extend(pat)
+        clf = self.classifier
+        if clf is not None:
+            probs = clf.predict_one(norm.text)
+            hits.extend(rs.policy.classifier_hits(
+                self._labels, probs, lambda label, _t=norm.text: clf.explain(_t, label, k=5)))
+        if extra_hits:
+            hits.extend(extra_hits)
+        return rs.policy.decide(hits, rs.version, self.model_version)
+
+    def check_batch(self, texts: Sequence[str], account_lists: CustomLists | None = None) -> list[Verdict]:
+        """Verdicts for many messages of one account; the classifier runs once per batch."""
+        rs = self._manager.current
+        acct = rs.keywords.compile_account(account_lists) if account_lists is not None else None
+        norms = [normalize(t) for t in texts]
+        clf = self.classifier
+        probs = None
+        if clf is not None and norms:
+            probs = clf.predict_batch([n.text for n in norms])
+        model_version = self.model_version
+        out: list[Verdict] = []
+        for i, norm in enumerate(norms):
+            hits = rs.keywords.match(norm, acct)
+            pat = rs.patterns.match(norm)
+            if pat:
+                hits.extend(pat)
+            if probs is not None:
+                hits.extend(rs.policy.classifier_hits(
+                    self._labels, probs[i], lambda label, _t=norm.text: clf.explain(_t, label, k=5)))
+            out.append(rs.policy.decide(hits, rs.version, model_version))
+        return out
+
+    # --------------------------------------------------------------------------- status
+    def status(self) -> dict:
+        c = self.classifier
+        model = {
+            "loaded": c is not None,
+            "version": self.model_version,
+            "dir": str(self.model_dir) if self.model_dir is not None else None,
+            "labels": list(self._labels),
+            "error": self.model_error,
+        }
+        return {"rules": self._manager.status(), "model": model}
+
+    def close(self) -> None:
+        """Stop the rule-file watcher thread."""
+        self._manager.close()
+
+    def __enter__(self) -> "Moderator":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+# --------------------------------------------------------------------------------- self-tests
+
+
+@dataclass(frozen=True)
+class SelfTestResult:
+    case: SelfTestCase
+    ok: bool
+    verdict: str
+    categories: tuple[str, ...]
+    rules: tuple[str, ...]
+
+    @property
+    def message(self) -> str:
+        c = self.case
+        want = (f"{c.category} and verdict {c.verdict or 'not allow'}" if c.kind == "must_match"
+                else f"no {c.category}")
+        return (f"{'PASS' if self.ok else 'FAIL'} {c.file} {c.kind}: {c.text!r} -> "
+                f"{self.verdict} {list(self.categories)} {list(self.rules)} (want {want})")
+
+
+def run_selftests(moderator: Moderator, cases: Iterable[SelfTestCase] | None = None) -> list[SelfTestResult]:
+    """Run the rules' must-match / must-not-match examples against the keyword layer (keywords,
+    patterns, policy; the classifier is not consulted)."""
+    rs = moderator.ruleset
+    if cases is None:
+        cases = load_selftests(rs.rules_dir, rs.categories)
+    out = []
+    for c in cases:
+        norm = normalize(c.text)
+        hits = moderator.content_hits(norm, rs)
+        v = rs.policy.decide(hits, rs.version, None)
+        if c.kind == "must_match":
+            ok = c.category in v.categories and (v.verdict == c.verdict if c.verdict else v.verdict != "allow")
+        else:
+            ok = c.category not in v.categories
+        out.append(SelfTestResult(c, ok, v.verdict, v.categories, tuple(h.rule for h in v.reasons)))
+    return out
+
+
+

@@ -1,0 +1,307 @@
+"""rules/policy.yaml -> Policy: hits become allow / review / reject.
+
+How a verdict is decided (rules/README.md explains it for operators):
+
+1. Per-rule overrides (``overrides: {RULE_ID: {score, action}}``) and ``disabled`` rule ids are
+   applied to every hit first, so an operator can tune a rule without editing a lexicon.
+2. Each hit contributes: keyword/pattern/template/account hits their ``score``, classifier
+   hits ``classifier.weight * probability``. A rule counts once per message even if it fired
+   several times (every firing is a reason).
+3. Contributions are summed per category; a category's sum is floored at 0, so a negative
+   (context) score offsets only its own category: an anti-fraud warning's wording lowers the
+   fraud score, it never whitewashes gambling. The total is the sum of the positive category
+   sums plus the contributions of hits without a category (patterns, TPL_, ACCT_).
+   Hits in an informational category (``informational`` plus every category whose
+   ``default_action`` in categories.yaml is ``allow``, i.e. marketing) add nothing to the total
+   and force nothing: the category is listed, the verdict is untouched.
+4. The verdict: a hit with action ``reject`` forces reject (``forced_by`` names the first);
+   else a caller's hit with action ``allow`` forces allow; else total >= ``thresholds.reject``
+   rejects; else total >= ``thresholds.review`` or any hit with action ``review`` gives review;
+   else allow.
+5. ``categories`` lists the categories with a positive sum or a forcing hit (reject/review
+   action), largest sum first (informational ones last).
+
+Classifier section: for each label, a probability p below ``report`` makes no hit; p >=
+``report`` makes a ``CLF_<LABEL>`` hit with score p (contribution ``weight * p``); p >= ``review``
+gives the hit action review (and the explaining words); p >= ``reject`` action reject. The
+thresholds come from ``classifier.default`` overridden per category in
+``classifier.categories``; ``reject: null`` means the classifier never forces reject there.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Sequence
+
+from app.engine.types import Hit, Verdict
+
+__all__ = ["Policy", "ClassifierThresholds"]
+
+_SKIP_LABELS = ("normal", "none", "ok", "")
+
+
+@dataclass(frozen=True)
+class ClassifierThresholds:
+    report: float = 0.5
+    review: float | None = 0.8
+    reject: float | None = 0.97
+
+
+@dataclass(frozen=True)
+class Policy:
+    review_at: float = 5.0
+    reject_at: float = 10.0
+    overrides: dict[str, dict] = field(default_factory=dict)
+    disabled: frozenset[str] = frozenset()
+    informational: frozenset[str] = frozenset({"marketing"})
+    classifier_weight: float = 5.0
+    classifier_default: ClassifierThresholds = ClassifierThresholds()
+    classifier_categories: dict[str, ClassifierThresholds] = field(default_factory=dict)
+    classifier_enabled: bool = True
+
+    # ------------------------------------------------------------------------------ load
+    @classmethod
+    def from_config(cls, doc: Any, categories: dict | None = None,
+                    known_rules: Iterable[str] = ()) -> tuple["Policy", list[str]]:
+        """Parse rules/policy.yaml. Returns (policy, warnings); raises ValueError."""
+        warnings: list[str] = []
+        if doc is None:
+            doc = {}
+        if not isinstance(doc, dict):
+            raise ValueError("expected a mapping")
+        _keys(doc, {"thresholds", "overrides", "disabled", "informational", "classifier"}, "")
+        th = doc.get("thresholds") or {}
+        if not isinstance(th, dict):
+            raise ValueError("thresholds: expected a mapping with review and reject")
+        _keys(th, {"review", "reject"}, "thresholds")
+        review_at = _num(th.get("review", 5.0), "thresholds.review")
+        reject_at = _num(th.get("reject", 10.0), "thresholds.reject")
+        if not review_at < reject_at:
+            raise ValueError("thresholds: review must be lower than reject")
+        known = set(known_rules)
+        ov = doc.get("overrides") or {}
+        if not isinstance(ov, dict):
+            raise ValueError("overrides: expected a mapping RULE_ID -> {score, action}")
+        overrides: dict[str, dict] = {}
+        for rid, o in ov.items():
+            where = f"overrides.{rid}"
+            if not isinstance(o, dict) or not o:
+                raise ValueError(f"{where}: expected a mapping with score and/or action")
+            _keys(o, {"score", "action"}, where)
+            out: dict[str, Any] = {}
+            if "score" in o:
+                out["score"] = _num(o["score"], f"{where}.score")
+            if "action" in o:
+                if o["action"] not in ("reject", "review", "score"):
+                    raise ValueError(f"{where}.action: must be reject, review or score")
+                out["action"] = None if o["action"] == "score" else o["action"]
+            if str(rid).startswith(("KW_", "PAT_")) and known and rid not in known and not str(rid).startswith("KW_ACCOUNT_"):
+                warnings.append(f"{where}: no such rule (override ignored until it exists)")
+            overrides[str(rid)] = out
+        disabled = doc.get("disabled") or []
+        if not isinstance(disabled, list) or not all(isinstance(x, str) for x in disabled):
+            raise ValueError("disabled: expected a list of rule ids")
+        for rid in disabled:
+            if rid.startswith(("KW_", "PAT_")) and known and rid not in known:
+                warnings.append(f"disabled: {rid}: no such rule")
+        info = doc.get("informational")
+        if info is None:
+            info = []
+        if not isinstance(info, list) or not all(isinstance(x, str) for x in info):
+            raise ValueError("informational: expected a list of category ids")
+        informational = set(info)
+        if categories:
+            bad = [c for c in informational if c not in categories]
+            if bad:
+                raise ValueError(f"informational: unknown categories {bad}")
+            informational |= {c for c, cat in categories.items() if getattr(cat, "default_action", None) == "allow"}
+        elif not info:
+            informational = {"marketing"}
+        clf = doc.get("classifier") or {}
+        if not isinstance(clf, dict):
+            raise ValueError("classifier: expected a mapping")
+        _keys(clf, {"enabled", "weight", "default", "categories"}, "classifier")
+        weight = _num(clf.get("weight", 5.0), "classifier.weight")
+        enabled = clf.get("enabled", True)
+        if not isinstance(enabled, bool):
+            raise ValueError("classifier.enabled: must be true or false")
+        default = _thresholds(clf.get("default") or {}, ClassifierThresholds(), "classifier.default")
+        per: dict[str, ClassifierThresholds] = {}
+        cats = clf.get("categories") or {}
+        if not isinstance(cats, dict):
+            raise ValueError("classifier.categories: expected a mapping category -> thresholds")
+        for c, t in cats.items():
+            if categories and c not in categories:
+                raise ValueError(f"classifier.categories.{c}: not a category of categories.yaml")
+            per[str(c)] = _thresholds(t or {}, default, f"classifier.categories.{c}")
+        return cls(
+            review_at=review_at, reject_at=reject_at, overrides=overrides,
+            disabled=frozenset(disabled), informational=frozenset(informational),
+            classifier_weight=weight, classifier_default=default,
+            classifier_categories=per, classifier_enabled=enabled,
+        ), warnings
+
+    # ------------------------------------------------------------------------ classifier
+    def thresholds_for(self, category: str) -> ClassifierThresholds:
+        return self.classifier_categories.get(category, self.classifier_default)
+
+    def classifier_hits(self, labels: Sequence[str], probs: Sequence[float],
+                        explain: Callable[[str], list[str]] | None = None) -> list[Hit]:
+        """CLF_<LABEL> hits from one message's probabilities (see module doc)."""
+        if not self.classifier_enabled:
+            return []
+        hits: list[Hit] = []
+        for label, p in zip(labels, probs):
+            if label in _SKIP_LABELS:
+                continue
+            p = float(p)
+            if not math.isfinite(p):
+                continue
+            t = self.thresholds_for(label)
+            if p < t.report:
+                continue
+            action = None
+            words = None
+            if t.review is not None and p >= t.review:
+                action = "review"
+                if explain is not None:
+                    try:
+                        words = tuple(explain(label))
+                    except Exception:  # an explanation is a courtesy, never a failure
+                        words = None
+            if t.reject is not None and p >= t.reject:
+                action = "reject"
+            hits.append(Hit(
+                rule=f"CLF_{label.upper()}", category=label, detector="classifier",
+                score=round(p, 4), action=action, description=f"classifier: {label}",
+                words=words,
+            ))
+        return hits
+
+    # ---------------------------------------------------------------------------- decide
+    def apply(self, hit: Hit) -> Hit | None:
+        """The hit after overrides; None when its rule is disabled."""
+        if hit.rule in self.disabled:
+            return None
+        o = self.overrides.get(hit.rule)
+        if o:
+            return hit.with_(**o)
+        return hit
+
+    def contribution(self, hit: Hit) -> float:
+        if hit.category in self.informational:
+            return 0.0
+        if hit.detector == "classifier":
+            return self.classifier_weight * hit.score
+        return hit.score
+
+    def decide(self, hits: Iterable[Hit], ruleset_version: str | None = None,
+               model_version: str | None = None) -> Verdict:
+        reasons: list[Hit] = []
+        loose = 0.0  # contributions of hits without a category (patterns, TPL_, ACCT_)
+        counted: set[str] = set()
+        net: dict[str, float] = {}  # category -> sum of its contributions (negatives included)
+        forced: dict[str, None] = {}  # categories of forcing hits (ordered set)
+        force_reject = force_allow = None
+        want_review = False
+        overrides = self.overrides
+        disabled = self.disabled
+        info = self.informational
+        weight = self.classifier_weight
+        for h in hits:
+            rule = h.rule
+            if disabled and rule in disabled:
+                continue
+            if overrides:
+                o = overrides.get(rule)
+                if o:
+                    h = h._replace(**o)
+            reasons.append(h)
+            cat = h.category
+            informational = cat in info
+            if rule in counted:
+                c = 0.0
+            else:
+                counted.add(rule)
+                c = weight * h.score if h.detector == "classifier" else h.score
+            if cat is None:
+                loose += c
+            else:
+                net[cat] = net.get(cat, 0.0) + c
+            action = h.action
+            if action is not None:
+                if action == "allow":
+                    if force_allow is None:
+                        force_allow = rule
+                elif not informational:
+                    if action == "reject":
+                        if force_reject is None:
+                            force_reject = rule
+                    elif action == "review":
+                        want_review = True
+                    if cat is not None:
+                        forced[cat] = None
+        total = loose
+        cats: list[tuple[float, int, str]] = []
+        for i, (cat, v) in enumerate(net.items()):
+            if cat in info:
+                if v > 0:
+                    cats.append((0.0, i, cat))
+                continue
+            if v > 0:
+                total += v
+                cats.append((-v, i, cat))
+            elif cat in forced:
+                cats.append((0.0, i, cat))
+        forced_by = None
+        if force_reject is not None:
+            verdict, forced_by = "reject", force_reject
+        elif force_allow is not None:
+            verdict, forced_by = "allow", force_allow
+        elif total >= self.reject_at:
+            verdict = "reject"
+        elif total >= self.review_at or want_review:
+            verdict = "review"
+        else:
+            verdict = "allow"
+        cats.sort()
+        return Verdict(verdict, tuple(c for _v, _i, c in cats), round(total, 4), tuple(reasons),
+                       ruleset_version, model_version, forced_by)
+
+
+def _num(v: Any, name: str) -> float:
+    if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+        raise ValueError(f"{name}: must be a number")
+    return float(v)
+
+
+def _prob(v: Any, name: str) -> float | None:
+    if v is None:
+        return None
+    p = _num(v, name)
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"{name}: must be a probability between 0 and 1 (or null)")
+    return p
+
+
+def _keys(d: dict, allowed: set[str], where: str) -> None:
+    unknown = set(map(str, d)) - allowed
+    if unknown:
+        prefix = f"{where}: " if where else ""
+        raise ValueError(f"{prefix}unknown key(s) {', '.join(sorted(unknown))} (allowed: {', '.join(sorted(allowed))})")
+
+
+def _thresholds(d: Any, base: ClassifierThresholds, where: str) -> ClassifierThresholds:
+    if not isinstance(d, dict):
+        raise ValueError(f"{where}: expected a mapping with report, review, reject")
+    _keys(d, {"report", "review", "reject"}, where)
+    report = _prob(d["report"], f"{where}.report") if "report" in d else base.report
+    if report is None:
+        raise ValueError(f"{where}.report: must be a probability")
+    review = _prob(d["review"], f"{where}.review") if "review" in d else base.review
+    reject = _prob(d["reject"], f"{where}.reject") if "reject" in d else base.reject
+    if review is not None and review < report:
+        raise ValueError(f"{where}: review must not be lower than report")
+    if reject is not None and review is not None and reject < review:
+        raise ValueError(f"{where}: reject must not be lower than review")
+    return ClassifierThresholds(report, review, reject)

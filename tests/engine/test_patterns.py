@@ -1,0 +1,80 @@
+"""Pattern rules: links, phones, contact diversion, money; linear on hostile input."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from app.engine.normalize import normalize
+from app.engine.patterns import PatternMatcher
+
+
+def found(moderator, text):
+    return [(h.rule, h.evidence) for h in moderator.ruleset.patterns.match(normalize(text))]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("点击 http://t.cn/A6x9 领取", [("PAT_SHORT_LINK", "http://t.cn/A6x9")]),
+    ("详见 dwz.cn/abc 。", [("PAT_SHORT_LINK", "dwz.cn/abc")]),
+    ("访问 https://www.example.com/a?b=1 查看", [("PAT_URL", "https://www.example.com/a?b=1")]),
+    ("登录abc-pay.top/verify更新", [("PAT_URL", "abc-pay.top/verify")]),
+    ("邮箱 foo@qq.com", []),
+    ("加威信abc12345领取", [("PAT_WECHAT_ID", "加威信abc12345")]),
+    ("ＶＸ：wx_8899aa", [("PAT_WECHAT_ID", "ＶＸ：wx_8899aa")]),
+    ("扣扣 123456789", [("PAT_QQ_ID", "扣扣 123456789")]),
+    ("QQ群:87654321", [("PAT_QQ_ID", "QQ群:87654321")]),
+    ("致电 138 1234 5678", [("PAT_PHONE_CN_MOBILE", "138 1234 5678")]),
+    ("+86 13812345678", [("PAT_PHONE_CN_MOBILE", "+86 13812345678")]),
+    ("电话 010-87654321", [("PAT_PHONE_CN_LANDLINE", "010-87654321")]),
+    ("热线 400-800-1234", [("PAT_PHONE_SERVICE", "400-800-1234")]),
+    ("call +1 415 555 2671", [("PAT_PHONE_INTL", "+1 415 555 2671")]),
+    ("订单号 213812345678901", []),                # digits inside a longer number
+    ("共￥1,280.50，另付200元", [("PAT_MONEY", "200元"), ("PAT_MONEY", "￥1,280.50")]),
+    ("ｖｘ：１３８１２３４５６７８", [("PAT_WECHAT_ID", "ｖｘ：１３８１２３４５６７８"),
+                                ("PAT_PHONE_CN_MOBILE", "１３８１２３４５６７８")]),
+])
+def test_patterns(moderator, text, expected):
+    assert sorted(found(moderator, text)) == sorted(expected)
+
+
+def test_pattern_hit_fields(moderator):
+    v = moderator.check("加vx abcdef1 详谈")
+    h = next(h for h in v.reasons if h.rule == "PAT_WECHAT_ID")
+    assert h.detector == "pattern" and h.category is None and h.score == 3
+    assert h.span == (0, 11) and h.evidence == "加vx abcdef1"
+
+
+@pytest.mark.parametrize("hostile", [
+    "1" * 100_000, "1," * 50_000, "a." * 50_000, "a" * 100_000, "微信" * 50_000,
+    "+" + "1 " * 50_000, "http://" + "a" * 100_000, ("x" * 60 + ".") * 1600, "¥" + "9" * 100_000,
+])
+def test_linear_on_hostile_input(moderator, hostile):
+    t = time.perf_counter()
+    moderator.check(hostile)
+    assert time.perf_counter() - t < 5.0
+
+
+def test_operator_regex_and_groups():
+    pm = PatternMatcher.from_config({
+        "patterns": [
+            {"id": "PAT_PHONE_CN_MOBILE", "builtin": "cn_mobile", "score": 0},
+            {"id": "PAT_ORDER_NO", "regex": r"订单\d{6}", "score": 1, "group": "phone"},
+            {"id": "PAT_TICKET", "regex": r"tk-\d{4}", "score": 2, "category": "fraud"},
+        ]}, {"fraud": None})
+    hits = pm.match(normalize("订单13812345678 和 TK-1234"))
+    assert [(h.rule, h.evidence) for h in hits] == [("PAT_PHONE_CN_MOBILE", "13812345678"), ("PAT_TICKET", "TK-1234")]
+
+
+@pytest.mark.parametrize("doc", [
+    {"patterns": [{"id": "PAT_X", "regex": "a*"}]},                     # matches empty
+    {"patterns": [{"id": "PAT_X", "regex": "("}]},                      # bad regex
+    {"patterns": [{"id": "PAT_X", "builtin": "nope"}]},
+    {"patterns": [{"id": "KW_X", "builtin": "url"}]},
+    {"patterns": [{"id": "PAT_X", "builtin": "url", "regex": "x"}]},
+    {"patterns": [{"id": "PAT_X", "builtin": "url"}, {"id": "PAT_Y", "builtin": "url"}]},
+    {"patterns": [{"id": "PAT_X", "builtin": "url", "colour": "red"}]},
+    {"pattern": []},
+])
+def test_pattern_config_errors(doc):
+    with pytest.raises(ValueError):
+        PatternMatcher.from_config(doc, {})

@@ -1,0 +1,108 @@
+"""Policy: thresholds, forcing, overrides, informational categories, classifier hits."""
+from __future__ import annotations
+
+import pytest
+
+from app.engine.policy import ClassifierThresholds, Policy
+from app.engine.types import Hit, Verdict
+
+
+def kw(rule, cat, score, action=None):
+    return Hit(rule, cat, "keyword", score, action, "x", (0, 1), "")
+
+
+def test_thresholds():
+    p = Policy(review_at=5, reject_at=10)
+    assert p.decide([]).verdict == "allow"
+    assert p.decide([kw("KW_A", "fraud", 4.9)]).verdict == "allow"
+    assert p.decide([kw("KW_A", "fraud", 5)]).verdict == "review"
+    v = p.decide([kw("KW_A", "fraud", 5), kw("KW_B", "fraud", 5)])
+    assert v.verdict == "reject" and v.score == 10 and v.forced_by is None
+
+
+def test_reject_action_forces_and_says_so():
+    v = Policy().decide([kw("KW_A", "fraud", 1), kw("KW_X", "gambling", 0, "reject")])
+    assert v.verdict == "reject" and v.forced_by == "KW_X"
+    assert v.categories == ("fraud", "gambling")
+    assert [h.rule for h in v.reasons] == ["KW_A", "KW_X"]
+
+
+def test_review_action_forces_at_least_review():
+    v = Policy().decide([kw("KW_R", "rumor", 0, "review")])
+    assert v.verdict == "review" and v.categories == ("rumor",)
+
+
+def test_extra_hit_force_allow_and_reject_precedence():
+    p = Policy()
+    allow = Hit("TPL_APPROVED", None, "template", 0, "allow")
+    assert p.decide([kw("KW_A", "fraud", 20), allow]).verdict == "allow"
+    suspended = Hit("ACCT_SUSPENDED", None, "account", 0, "reject", description="account suspended")
+    v = p.decide([allow, suspended])
+    assert v.verdict == "reject" and v.forced_by == "ACCT_SUSPENDED" and v.categories == ()
+
+
+def test_rule_counts_once():
+    v = Policy().decide([kw("PAT_X", None, 3), kw("PAT_X", None, 3)])
+    assert v.score == 3 and len(v.reasons) == 2
+
+
+def test_negative_score_offsets_own_category_only():
+    p = Policy()
+    v = p.decide([kw("KW_FRAUD", "fraud", 6), kw("KW_FRAUD_CTX", "fraud", -8)])
+    assert v.verdict == "allow" and v.categories == () and v.score == 0
+    v = p.decide([kw("KW_GAMBLING", "gambling", 6), kw("KW_FRAUD_CTX", "fraud", -8)])
+    assert v.verdict == "review" and v.categories == ("gambling",) and v.score == 6
+
+
+def test_categories_order_by_contribution():
+    v = Policy().decide([kw("KW_A", "fraud", 2), kw("KW_B", "gambling", 4)])
+    assert v.categories == ("gambling", "fraud")
+
+
+def test_marketing_is_informational():
+    p = Policy()
+    v = p.decide([kw("KW_M", "marketing", 30, "reject")])
+    assert v.verdict == "allow" and v.categories == ("marketing",) and v.score == 0 and v.forced_by is None
+
+
+def test_overrides_and_disabled():
+    p = Policy(overrides={"KW_A": {"score": 1.0, "action": None}}, disabled=frozenset({"KW_B"}))
+    v = p.decide([kw("KW_A", "fraud", 10, "reject"), kw("KW_B", "fraud", 10, "reject")])
+    assert v.verdict == "allow" and v.score == 1
+    assert [(h.rule, h.score, h.action) for h in v.reasons] == [("KW_A", 1.0, None)]
+
+
+def test_from_config_validation():
+    p, warnings = Policy.from_config({"thresholds": {"review": 4, "reject": 8},
+                                      "overrides": {"KW_NOPE": {"score": 1}}}, None, {"KW_A"})
+    assert p.review_at == 4 and p.reject_at == 8 and warnings
+    for bad in ({"thresholds": {"review": 10, "reject": 5}}, {"thresholds": {"revue": 1}},
+                {"overrides": {"KW_A": {"action": "explode"}}}, {"classifier": {"default": {"review": 2}}},
+                {"classifier": {"default": {"review": 0.9, "reject": 0.5}}}, {"disabled": "KW_A"}, [1]):
+        with pytest.raises(ValueError):
+            Policy.from_config(bad, None, ())
+
+
+def test_classifier_hits():
+    p = Policy(classifier_weight=5, classifier_default=ClassifierThresholds(0.5, 0.8, 0.95),
+               classifier_categories={"marketing": ClassifierThresholds(0.5, 0.7, None)})
+    hits = p.classifier_hits(("gambling", "fraud", "marketing", "normal"), [0.97, 0.6, 0.99, 0.99],
+                             explain=lambda label: [f"{label}!"])
+    by = {h.rule: h for h in hits}
+    assert set(by) == {"CLF_GAMBLING", "CLF_FRAUD", "CLF_MARKETING"}
+    assert by["CLF_GAMBLING"].action == "reject" and by["CLF_GAMBLING"].words == ("gambling!",)
+    assert by["CLF_FRAUD"].action is None and by["CLF_FRAUD"].words is None and by["CLF_FRAUD"].score == 0.6
+    assert by["CLF_MARKETING"].action == "review" and by["CLF_GAMBLING"].detector == "classifier"
+    v = p.decide(hits)
+    assert v.verdict == "reject" and v.forced_by == "CLF_GAMBLING"
+    assert v.score == pytest.approx(5 * 0.97 + 5 * 0.6)
+    assert v.categories == ("gambling", "fraud", "marketing")
+
+
+def test_verdict_json_roundtrip():
+    v = Policy().decide([kw("KW_A", "fraud", 6)], "rv1", "mv1")
+    d = v.to_dict()
+    assert set(d) == {"verdict", "categories", "score", "reasons", "ruleset_version", "model_version", "forced_by"}
+    assert d["reasons"][0] == {"rule": "KW_A", "category": "fraud", "detector": "keyword", "score": 6.0,
+                               "evidence": "x", "span": [0, 1]}
+    assert Verdict.from_dict(d) == v
