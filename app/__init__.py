@@ -57,5 +57,7 @@ def create_app(settings: Settings | None = None, moderator=None) -> Flask:
                                    "key": p.public_key if p else None})
         return resp
 
+    from app.web import init_web
+    init_web(app)
     init_api(app)  # after the hooks above, so a rejected signature still gets a request id
     return app

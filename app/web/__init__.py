@@ -1,0 +1,125 @@
+"""The reviewer web pages: server-rendered Jinja, a small CSS file and a small script, no build.
+
+``init_web(app)`` (called from create_app before init_api) sets up:
+
+- the page blueprints named in ``PAGES`` (modules of this package, each defining ``bp``; add
+  yours there, e.g. "accounts"), built with :func:`web_blueprint` so that their errors render as
+  HTML pages instead of the API's problem+json;
+- sign-in with a Flask session cookie (app/web/auth.py: ``login_required(role=...)``,
+  ``current_user()``);
+- CSRF protection (flask-wtf ``CSRFProtect``) on the web blueprints ONLY: every POST/PUT/PATCH/
+  DELETE to a page must carry ``csrf_token`` (``{{ csrf_token() }}`` in the form). The signed
+  /v1 API is not touched;
+- security headers on every page (a Content-Security-Policy allowing only this site's own
+  assets, so pages use static/ files and no inline script), ``Cache-Control: no-store``.
+
+Templates live flat in app/web/templates/ (``base.html`` has the nav with a ``nav_extra`` block
+for more items, a ``title`` and a ``content`` block); static files in app/web/static/ under
+/web/static/.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+from datetime import UTC, datetime, timedelta
+
+from flask import Blueprint, Flask, current_app, render_template, request
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger("smsguard.web")
+
+# page modules of this package; each defines `bp` (made with web_blueprint)
+PAGES = ("auth", "review")
+
+CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+       "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
+
+assets = Blueprint("web", __name__, static_folder="static", static_url_path="/web/static",
+                   template_folder="templates")
+csrf = CSRFProtect()
+
+
+def web_blueprint(name: str, import_name: str, **kwargs) -> Blueprint:
+    """A blueprint for pages: HTTP errors (404, 403, CSRF failures ...) render error.html."""
+    bp = Blueprint(name, import_name, **kwargs)
+    bp.register_error_handler(HTTPException, _html_error)
+    bp.register_error_handler(Exception, _html_crash)
+    return bp
+
+
+def _html_error(exc: HTTPException):
+    status = exc.code or 500
+    if isinstance(exc, CSRFError):
+        message = ("This form has expired or did not come from this site. Go back, reload the page "
+                   "and try again.")
+    else:
+        message = exc.description or exc.name
+    return render_template("error.html", status=status, title=exc.name, message=message), status
+
+
+def _html_crash(exc: Exception):
+    if isinstance(exc, HTTPException):  # pragma: no cover - routed to _html_error first
+        return _html_error(exc)
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    return render_template("error.html", status=500, title="Internal server error",
+                           message="The page failed; the error has been logged."), 500
+
+
+def _age(value: datetime | None) -> str:
+    """'3d 4h', '2h 5m', '7m', 'just now'."""
+    if value is None:
+        return ""
+    secs = int((datetime.now(UTC) - value).total_seconds())
+    if secs < 60:
+        return "just now"
+    mins, hours, days = secs // 60, secs // 3600, secs // 86400
+    if days:
+        return f"{days}d {hours % 24}h"
+    if hours:
+        return f"{hours}h {mins % 60}m"
+    return f"{mins}m"
+
+
+def _when(value: datetime | None) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if value else ""
+
+
+def init_web(app: Flask) -> None:
+    app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)  # checked for the web blueprints below
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)      # valid as long as the session
+    app.config.setdefault("PERMANENT_SESSION_LIFETIME", timedelta(hours=12))
+    csrf.init_app(app)
+    app.register_blueprint(assets)
+    names = {assets.name}
+    for page in PAGES:
+        module = importlib.import_module(f"{__name__}.{page}")
+        app.register_blueprint(module.bp)
+        names.add(module.bp.name)
+    app.extensions["smsguard.web_blueprints"] = frozenset(names)
+    app.jinja_env.filters["age"] = _age
+    app.jinja_env.filters["when"] = _when
+
+    @app.before_request
+    def _web_csrf():
+        if request.blueprint in current_app.extensions["smsguard.web_blueprints"]:
+            csrf.protect()  # only checks POST, PUT, PATCH, DELETE
+
+    @app.after_request
+    def _web_headers(resp):
+        if request.blueprint in current_app.extensions["smsguard.web_blueprints"]:
+            resp.headers.setdefault("Content-Security-Policy", CSP)
+            resp.headers.setdefault("X-Frame-Options", "DENY")
+            resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+            resp.headers.setdefault("Referrer-Policy", "same-origin")
+            if request.blueprint != assets.name:
+                resp.headers["Cache-Control"] = "no-store"
+        return resp
+
+    @app.context_processor
+    def _user():
+        from app.web.auth import current_user
+
+        if request.blueprint in current_app.extensions["smsguard.web_blueprints"]:
+            return {"current_user": current_user()}
+        return {}
