@@ -9,7 +9,7 @@ from flask_smorest import Api
 from app.api import auth, problems
 
 # resource modules; each defines `blp` (a flask_smorest.Blueprint) with its /v1 routes
-RESOURCES = ("accounts", "moderation", "signatures", "templates")
+RESOURCES = ("accounts", "moderation", "signatures", "templates", "messages", "complaints", "replies", "optouts")
 
 SECURITY_SCHEMES = {
     "ApiKey": {"type": "apiKey", "in": "header", "name": "X-Api-Key"},

@@ -67,15 +67,79 @@ class Accounts(MethodView):
             return accounts.create(s, body["id"], body["name"], actor=principal().actor)
 
 
+class StateChangeOut(StrictSchema):
+    id = fields.Integer()
+    from_status = fields.String()
+    to_status = fields.String()
+    rule = fields.String()
+    rate = fields.Float(allow_none=True, metadata={"description": "complaints per million allowed messages"})
+    evidence = fields.Dict(metadata={"description": "the complaint ids and the figures behind the change"})
+    actor = fields.String()
+    note = fields.String()
+    created_at = fields.DateTime()
+
+
+class AccountDetailOut(AccountOut):
+    rates = fields.Dict(metadata={"description": "complaints, allowed messages and the complaint rate over "
+                                                 "the enforcement window, with the thresholds"})
+    history = fields.List(fields.Nested(StateChangeOut), metadata={"description": "state changes, newest first"})
+
+
+class NoteIn(StrictSchema):
+    note = fields.String(required=True, validate=validate.Length(1, 2000))
+
+
+def _detail(s, account_id: str) -> dict:
+    from app.api.messages import service
+    from app.services import enforcement
+
+    acct = accounts.get(s, account_id)
+    settings = service().policy().enforcement
+    out = {k: getattr(acct, k) for k in ("id", "name", "status", "created_at")}
+    out["rates"] = enforcement.rates(s, account_id, settings).to_dict(settings)
+    out["history"] = enforcement.history(s, account_id)
+    return out
+
+
 @blp.route("/<account_id>")
 class AccountView(MethodView):
     @require("tenant", "reviewer", "admin")
-    @blp.response(200, AccountOut)
+    @blp.response(200, AccountDetailOut)
     def get(self, account_id: str):
-        """One account (a tenant sees only its own)."""
+        """One account (a tenant sees only its own): status, complaint rates, state history."""
         account_id = scope_account(account_id)
         with _db().session() as s:
-            return accounts.get(s, account_id)
+            return _detail(s, account_id)
+
+
+@blp.route("/<account_id>/suspend")
+class Suspend(MethodView):
+    @require("admin")
+    @blp.arguments(NoteIn)
+    @blp.response(200, AccountDetailOut)
+    def post(self, body, account_id: str):
+        """Suspend an account by hand (a note is required): its very next pre-send check is rejected."""
+        from app.services import enforcement
+
+        with _db().session(immediate=True) as s:
+            enforcement.suspend(s, account_id, body["note"], principal().actor)
+        with _db().session() as s:
+            return _detail(s, account_id)
+
+
+@blp.route("/<account_id>/reinstate")
+class Reinstate(MethodView):
+    @require("admin")
+    @blp.arguments(NoteIn)
+    @blp.response(200, AccountDetailOut)
+    def post(self, body, account_id: str):
+        """Reinstate a warned or suspended account (a note is required). Terminated stays terminated."""
+        from app.services import enforcement
+
+        with _db().session(immediate=True) as s:
+            enforcement.reinstate(s, account_id, body["note"], principal().actor)
+        with _db().session() as s:
+            return _detail(s, account_id)
 
 
 @blp.route("/<account_id>/lists")

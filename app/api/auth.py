@@ -7,12 +7,16 @@ from __future__ import annotations
 import functools
 import hmac
 import re
+import secrets
 import time
+from collections import namedtuple
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app, g, request
-from sqlalchemy import select
+from sqlalchemy import select, update
+
+from app.store.hotpath import HotPath, Tx, utc
 
 from app.api.problems import Problem
 from app.services import keys
@@ -59,23 +63,129 @@ def verify_request() -> Principal:
         raise _unauthorized(f"X-Timestamp is {int(skew)} s away from the server clock (limit {tolerance} s)",
                             "stale_timestamp")
     db = current_app.extensions["smsguard.db"]
-    with db.session() as s:
+    if _defers_nonce():
+        # the view stores the nonce in its own write transaction (consume_nonce): one commit per
+        # request; the key is only read here
+        row = hotpath().read(KEY_SQL, {"pk": public_key})
+        key = _Key(*row) if row is not None else None
+        _check_key(key, ts, nonce, signature)
+        now = datetime.now(UTC)
+        last = utc(key.last_used_at)
+        stale = last is None or now - last > LAST_USED_RESOLUTION
+        g.pending_nonce = (key.id, nonce, tolerance, stale)
+        return Principal(key.id, key.public_key, key.account_id, key.role)
+    # read-then-write: take the write lock up front on SQLite (a deferred transaction that read
+    # first fails with "database is locked" when another worker wrote in between)
+    with db.session(immediate=True) as s:
         key = s.scalar(select(ApiKey).where(ApiKey.public_key == public_key))
-        if key is None:
-            raise _unauthorized("unknown API key", "unknown_key")
-        if key.status != "active":
-            raise _unauthorized("this API key has been revoked", "revoked_key")
-        body = request.get_data(cache=True)
-        expected = keys.sign(key.private_key, request.method, request.path,
-                             list(request.args.items(multi=True)), ts, nonce, body)
-        if not SIGNATURE.match(signature) or not hmac.compare_digest(expected, signature):
-            raise _unauthorized("the signature does not match the request (see docs/signing.md)", "bad_signature")
+        _check_key(key, ts, nonce, signature)
         if not keys.remember_nonce(s, key.id, nonce, tolerance):
             raise _unauthorized("this nonce was already used: a replayed request", "replayed_nonce")
         now = datetime.now(UTC)
         if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
             key.last_used_at = now  # written at most once a minute, not on every request
         return Principal(key.id, key.public_key, key.account_id, key.role)
+
+
+def _check_key(key, ts: str, nonce: str, signature: str) -> None:
+    if key is None:
+        raise _unauthorized("unknown API key", "unknown_key")
+    if key.status != "active":
+        raise _unauthorized("this API key has been revoked", "revoked_key")
+    body = request.get_data(cache=True)
+    expected = keys.sign(key.private_key, request.method, request.path,
+                         list(request.args.items(multi=True)), ts, nonce, body)
+    if not SIGNATURE.match(signature) or not hmac.compare_digest(expected, signature):
+        raise _unauthorized("the signature does not match the request (see docs/signing.md)", "bad_signature")
+
+
+KEY_SQL = ("SELECT id, public_key, private_key, account_id, role, status, last_used_at FROM api_keys "
+           "WHERE public_key = :pk")
+NONCE_SQL = ("INSERT INTO request_nonces (key_id, nonce, seen_at) VALUES (:k, :n, :t) "
+             "ON CONFLICT (key_id, nonce) DO NOTHING RETURNING nonce")
+_Key = namedtuple("_Key", "id public_key private_key account_id role status last_used_at")
+
+
+def hotpath() -> HotPath:
+    """The app's raw-connection hot path (app/store/hotpath.py), made on first use."""
+    hp = current_app.extensions.get("smsguard.hotpath")
+    if hp is None:
+        hp = current_app.extensions["smsguard.hotpath"] = HotPath(current_app.extensions["smsguard.db"])
+    return hp
+
+
+# --- nonce stored by the view, in the view's own write transaction ----------------------------
+
+_DEFER_CACHE: dict[tuple[str | None, str], bool] = {}
+
+
+def nonce_in_view(fn):
+    """Mark a view that stores the request's nonce itself, inside its write transaction, by
+    calling ``consume_nonce(session)`` first thing in it (one commit per request on a hot path).
+    Its blueprint registers ``finish_deferred_nonce`` as an after_request hook, which stores the
+    nonce of a request that ended before the view got to it (a 422, a 404 ...)."""
+    fn._nonce_in_view = True
+    return fn
+
+
+def _defers_nonce() -> bool:
+    k = (request.endpoint, request.method)
+    v = _DEFER_CACHE.get(k)
+    if v is None:
+        view = current_app.view_functions.get(request.endpoint)
+        cls = getattr(view, "view_class", None)
+        fn = getattr(cls, request.method.lower(), None) if cls is not None else view
+        v = _DEFER_CACHE[k] = bool(getattr(fn, "_nonce_in_view", False))
+    return v
+
+
+def consume_nonce(session) -> None:
+    """Store the pending nonce in ``session`` (the view's write transaction: a Session or a
+    Core Connection); 401 on a replay.
+    Call ``nonce_committed()`` once that transaction committed."""
+    pending = g.get("pending_nonce")
+    if pending is None:
+        return
+    key_id, nonce, tolerance, stale = pending
+    if isinstance(session, Tx):  # the hot path: the same statements on the driver's connection
+        now = datetime.now(UTC)
+        fresh = session.fetchone(NONCE_SQL, {"k": key_id, "n": nonce, "t": session.hp.stamp(now)}) is not None
+        if fresh and secrets.randbelow(200) == 0:  # purge now and then, like keys.remember_nonce
+            session.execute("DELETE FROM request_nonces WHERE seen_at < :cut",
+                            {"cut": session.hp.stamp(now - timedelta(seconds=2 * tolerance))})
+        if fresh and stale:
+            session.execute("UPDATE api_keys SET last_used_at = :t WHERE id = :id",
+                            {"t": session.hp.stamp(now), "id": key_id})
+    else:
+        fresh = keys.remember_nonce(session, key_id, nonce, tolerance)
+        if fresh and stale:
+            session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=datetime.now(UTC)))
+    if not fresh:
+        g.pending_nonce = None
+        raise _unauthorized("this nonce was already used: a replayed request", "replayed_nonce")
+    g.nonce_in_txn = True
+
+
+def nonce_committed() -> None:
+    if g.get("nonce_in_txn"):
+        g.pending_nonce = None
+
+
+def finish_deferred_nonce(response):
+    """after_request: a request whose view did not store its nonce (it failed before or inside
+    the transaction, which rolled back) stores it now; a replay becomes the 401 it is."""
+    if g.get("pending_nonce") is None:
+        return response
+    key_id, nonce, tolerance, _ = g.pending_nonce
+    g.pending_nonce = None
+    with current_app.extensions["smsguard.db"].session(immediate=True) as s:
+        fresh = keys.remember_nonce(s, key_id, nonce, tolerance)
+    if not fresh:
+        from app.api.problems import problem_response
+
+        return problem_response(401, "this nonce was already used: a replayed request", reason="replayed_nonce",
+                                headers={"WWW-Authenticate": 'HMAC-SHA256 realm="smsguard"'})
+    return response
 
 
 def principal() -> Principal:

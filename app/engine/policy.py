@@ -69,7 +69,9 @@ class Policy:
             doc = {}
         if not isinstance(doc, dict):
             raise ValueError("expected a mapping")
-        _keys(doc, {"thresholds", "overrides", "disabled", "informational", "classifier"}, "")
+        # presend: and enforcement: belong to the pre-send and enforcement services, which validate them
+        _keys(doc, {"thresholds", "overrides", "disabled", "informational", "classifier",
+                    "presend", "enforcement"}, "")
         th = doc.get("thresholds") or {}
         if not isinstance(th, dict):
             raise ValueError("thresholds: expected a mapping with review and reject")

@@ -105,13 +105,29 @@ def sign(private_key: str, method: str, path: str, query_pairs: list[tuple[str, 
     return hmac.new(private_key.encode(), msg.encode(), hashlib.sha256).hexdigest()
 
 
+_NONCE_STMTS: dict = {}
+
+
+def _nonce_stmt(dialect: str):
+    """Built once per dialect (bound parameters): no statement construction per request."""
+    stmt = _NONCE_STMTS.get(dialect)
+    if stmt is None:
+        from sqlalchemy import bindparam
+
+        insert = {"sqlite": sqlite_insert, "postgresql": pg_insert}[dialect]
+        stmt = _NONCE_STMTS[dialect] = insert(RequestNonce).values(
+            key_id=bindparam("k"), nonce=bindparam("n"), seen_at=bindparam("t")
+        ).on_conflict_do_nothing().returning(RequestNonce.nonce)
+    return stmt
+
+
 def remember_nonce(session: Session, key_id: int, nonce: str, window_s: int) -> bool:
     """Store the nonce; False if this key already used it within the window (a replay).
-    Nonces older than twice the window are purged now and then."""
-    dialect = session.get_bind().dialect.name
-    insert = {"sqlite": sqlite_insert, "postgresql": pg_insert}[dialect]
-    stmt = insert(RequestNonce).values(key_id=key_id, nonce=nonce, seen_at=datetime.now(UTC))
-    if session.execute(stmt.on_conflict_do_nothing().returning(RequestNonce.nonce)).first() is None:
+    Nonces older than twice the window are purged now and then. ``session`` may also be a
+    Core Connection (the pre-send check's hot path)."""
+    bind = session.get_bind() if isinstance(session, Session) else session
+    params = {"k": key_id, "n": nonce, "t": datetime.now(UTC)}
+    if session.execute(_nonce_stmt(bind.dialect.name), params).first() is None:
         return False
     if secrets.randbelow(200) == 0:
         cutoff = datetime.now(UTC) - timedelta(seconds=2 * window_s)

@@ -253,3 +253,28 @@ class Event(Base):
     account_id: Mapped[str | None] = mapped_column(String(64), index=True)
     subject: Mapped[str | None] = mapped_column(String(128))
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class SendCounter(Base):
+    """Per-recipient frequency counters of the pre-send check (issue 6), shared by every worker
+    process: one row per (account, phone, message type) holding the current minute, hour and
+    day windows (window index = local time // window length) and their counts. Updated with a
+    single conditional upsert, so the check-and-count is atomic on SQLite and PostgreSQL."""
+
+    __tablename__ = "send_counters"
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    phone: Mapped[str] = mapped_column(String(32), primary_key=True)
+    msg_type: Mapped[str] = mapped_column(String(16), primary_key=True)
+    minute_start: Mapped[int] = mapped_column(BigInteger, default=0)
+    minute_count: Mapped[int] = mapped_column(Integer, default=0)
+    hour_start: Mapped[int] = mapped_column(BigInteger, default=0)
+    hour_count: Mapped[int] = mapped_column(Integer, default=0)
+    day_start: Mapped[int] = mapped_column(BigInteger, default=0)
+    day_count: Mapped[int] = mapped_column(Integer, default=0)
+    last_at: Mapped[int] = mapped_column(BigInteger, default=0, index=True)  # Unix seconds, for the sweep
+
+
+# complaint-rate queries: an account's complaints since a moment
+Index("ix_complaints_account_id_created_at", Complaint.account_id, Complaint.created_at)
+Index("ix_account_state_changes_account_id_created_at", AccountStateChange.account_id,
+      AccountStateChange.created_at)

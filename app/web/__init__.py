@@ -30,7 +30,7 @@ from werkzeug.exceptions import HTTPException
 log = logging.getLogger("smsguard.web")
 
 # page modules of this package; each defines `bp` (made with web_blueprint)
-PAGES = ("auth", "review")
+PAGES = ("auth", "review", "accounts")
 
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
