@@ -1,0 +1,1 @@
+"""Dataset loading, splitting, training, evaluation and the model card (`smsguard train` / `evaluate`)."""

@@ -1,0 +1,368 @@
+"""Validation metrics, threshold choice and the written report (EVALUATION.md).
+
+Definitions (used in metadata.json, EVALUATION.md and MODEL_CARD.md):
+
+- a message is **rejected** by the classifier when the probability of any prohibited category
+  reaches that category's ``reject`` threshold, and **flagged for review** when one reaches its
+  ``review`` threshold;
+- **normal false-reject rate**: share of validation messages labelled normal (no category) that
+  the classifier rejects;
+- **fbs prohibited recall**: share of the fake-base-station validation rows labelled gambling,
+  pornography, contraband, fraud or politics that the classifier rejects (any prohibited
+  category: a fake-invoice ad rejected as fraud still counts as caught);
+- per-category precision / recall / F1 at the reject threshold (marketing, informational, at
+  its ``flag`` threshold), one-vs-rest over the whole validation set;
+- confusion: validation rows with exactly one label (or none) x the categories the classifier
+  reached (reject threshold; marketing at flag).
+
+Thresholds (``choose_thresholds``): for the prohibited categories jointly, maximise the sum of
+per-category recalls (gambling, pornography, contraband, fraud and politics weighted x3: the
+SMS-spam categories) minus lambda x (normals rejected by that category), with lambda the
+smallest value whose union normal false-reject rate is <= the target (0.4% by default, under
+the 0.5% requirement); same for the review band with a 3% review-rate budget. Floors: reject
+>= 0.5, review >= 0.2.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from app.engine.classifier import INFORMATIONAL, LABELS, PROHIBITED
+
+FBS_PROHIBITED = ("gambling", "pornography", "contraband", "fraud", "politics")
+#: recall weight of the SMS-spam categories in the threshold objective (they are what SMS
+#: traffic carries; hate and rumor are learnt from social-media posts)
+FBS_WEIGHT = 3.0
+_PJ = [LABELS.index(c) for c in PROHIBITED]
+
+
+def _ceil3(x: float) -> float:
+    return min(1.0, math.ceil(float(x) * 1000 - 1e-9) / 1000)
+
+
+def _lagrangian(P, Y, normal, trained, target_rate, floor, weights):
+    """Per prohibited category threshold: max w_j * recall_j - lam * fp_j/N_normal; union <= target."""
+    n_norm = max(int(normal.sum()), 1)
+    prep = {}
+    for j in _PJ:
+        pos = np.sort(P[Y[:, j] == 1, j])
+        neg = np.sort(P[normal, j])
+        if not trained[j] or len(pos) == 0:
+            continue
+        cands = np.unique(np.concatenate([pos[pos >= floor], [1.0 + 1e-9]]))
+        recall = (len(pos) - np.searchsorted(pos, cands, side="left")) / len(pos)
+        fp = (len(neg) - np.searchsorted(neg, cands, side="left")) / n_norm
+        prep[j] = (cands, recall, fp)
+
+    def thresholds_for(lam):
+        th = {}
+        for j, (cands, recall, fp) in prep.items():
+            th[j] = float(cands[int(np.argmax(weights.get(LABELS[j], 1.0) * recall - lam * fp))])
+        return th
+
+    def union_rate(th):
+        hit = np.zeros(len(P), dtype=bool)
+        for j, t in th.items():
+            hit |= P[:, j] >= t
+        return float((hit & normal).sum()) / n_norm
+
+    th = thresholds_for(1e9)
+    for lam in np.concatenate([[0.0], np.geomspace(1e-3, 1e9, 241)]):
+        t_lam = thresholds_for(float(lam))
+        if union_rate(t_lam) <= target_rate:
+            th = t_lam
+            break
+    out = {}
+    for j in _PJ:
+        if j in th:
+            out[LABELS[j]] = th[j]
+        else:
+            out[LABELS[j]] = None
+    return out
+
+
+TARGET_FRR = 0.002
+REJECT_FLOOR = 0.4
+REVIEW_BUDGET = 0.03
+REVIEW_FLOOR = 0.2
+
+
+def choose_thresholds(P: np.ndarray, Y: np.ndarray, rows, target_frr: float = TARGET_FRR,
+                      review_budget: float = REVIEW_BUDGET, trained: list[bool] | None = None,
+                      reject_floor: float = REJECT_FLOOR, review_floor: float = REVIEW_FLOOR) -> dict:
+    """{category: {"review": t, "reject": t}} (marketing: {"flag": t}). See the module doc."""
+    normal = Y.sum(axis=1) == 0
+    if trained is None:
+        trained = [bool(Y[:, j].any()) or P[:, j].max() > 1e-4 for j in range(len(LABELS))]
+    weights = {c: FBS_WEIGHT for c in FBS_PROHIBITED}
+    rej = _lagrangian(P, Y, normal, trained, target_frr, reject_floor, weights)
+    rev = _lagrangian(P, Y, normal, trained, review_budget, review_floor, weights)
+    out: dict[str, dict] = {}
+    for j in _PJ:
+        lab = LABELS[j]
+        neg = P[normal, j]
+        r, v = rej[lab], rev[lab]
+        if r is None or r > 1.0:
+            # no validation positives (or none reachable): stay above the normals
+            r = max(0.9, float(np.quantile(neg, 0.9998)) if len(neg) else 0.9)
+        if v is None or v > 1.0:
+            v = max(0.5, float(np.quantile(neg, 0.995)) if len(neg) else 0.5)
+        r = _ceil3(r)
+        v = _ceil3(min(v, r))
+        out[lab] = {"review": v, "reject": r}
+    for lab in INFORMATIONAL:
+        j = LABELS.index(lab)
+        y = Y[:, j]
+        best_t, best_f = 0.5, -1.0
+        for t in np.linspace(0.05, 0.95, 91):
+            pred = P[:, j] >= t
+            tp = float((pred & (y == 1)).sum())
+            f = 2 * tp / max(pred.sum() + y.sum(), 1)
+            if f > best_f:
+                best_t, best_f = float(t), f
+        out[lab] = {"flag": round(best_t, 3)}
+    return {lab: out[lab] for lab in LABELS}
+
+
+def _prf(pred: np.ndarray, y: np.ndarray) -> dict:
+    tp = int((pred & (y == 1)).sum())
+    fp = int((pred & (y == 0)).sum())
+    fn = int((~pred & (y == 1)).sum())
+    p = tp / (tp + fp) if tp + fp else 0.0
+    r = tp / (tp + fn) if tp + fn else 0.0
+    f = 2 * p * r / (p + r) if p + r else 0.0
+    return {"support": int(y.sum()), "tp": tp, "fp": fp, "fn": fn,
+            "precision": round(p, 4), "recall": round(r, 4), "f1": round(f, 4)}
+
+
+def decisions(P: np.ndarray, thresholds: dict):
+    """(reached reject per category (n, L) bool, reached review (n, L) bool)."""
+    rej = np.zeros(P.shape, dtype=bool)
+    rev = np.zeros(P.shape, dtype=bool)
+    for j, lab in enumerate(LABELS):
+        th = thresholds.get(lab, {})
+        if "flag" in th:
+            rej[:, j] = rev[:, j] = P[:, j] >= th["flag"]
+        else:
+            rej[:, j] = P[:, j] >= th.get("reject", 1.1)
+            rev[:, j] = P[:, j] >= th.get("review", 1.1)
+    return rej, rev
+
+
+def evaluate_predictions(P: np.ndarray, Y: np.ndarray, rows, thresholds: dict) -> dict:
+    rej, rev = decisions(P, thresholds)
+    normal = Y.sum(axis=1) == 0
+    any_rej = rej[:, _PJ].any(axis=1)
+    any_rev = rev[:, _PJ].any(axis=1)
+    sources = np.array([r.source for r in rows])
+    per_cat = {}
+    for j, lab in enumerate(LABELS):
+        m = _prf(rej[:, j], Y[:, j])
+        m["recall_at_review"] = round(float(rev[Y[:, j] == 1, j].mean()), 4) if Y[:, j].any() else 0.0
+        per_cat[lab] = m
+    by_source = {}
+    for s in sorted(set(sources)):
+        msk = normal & (sources == s)
+        if msk.any():
+            by_source[s] = {"normals": int(msk.sum()), "false_rejects": int((any_rej & msk).sum()),
+                            "rate": round(float(any_rej[msk].mean()), 5),
+                            "review_rate": round(float(any_rev[msk].mean()), 5)}
+    fbs_mask = (sources == "fbs") & Y[:, [LABELS.index(c) for c in FBS_PROHIBITED]].any(axis=1)
+    fbs_by = {}
+    for c in FBS_PROHIBITED:
+        msk = (sources == "fbs") & (Y[:, LABELS.index(c)] == 1)
+        if msk.any():
+            fbs_by[c] = {"rows": int(msk.sum()), "recall": round(float(any_rej[msk].mean()), 4)}
+    mk_only = (Y[:, LABELS.index("marketing")] == 1) & (Y[:, _PJ].sum(axis=1) == 0)
+    sms_normal = normal & ~np.isin(sources, ["cold", "swsr", "ced"])
+    # confusion on single-label rows
+    names = ["normal"] + list(LABELS)
+    conf = {}
+    nlab = Y.sum(axis=1)
+    for i, true in enumerate(names):
+        msk = normal if true == "normal" else ((Y[:, LABELS.index(true)] == 1) & (nlab == 1))
+        if not msk.any():
+            continue
+        row = {"rows": int(msk.sum()), "none": int((~rej[msk].any(axis=1)).sum())}
+        for j, lab in enumerate(LABELS):
+            row[lab] = int(rej[msk, j].sum())
+        conf[true] = row
+    summary = {
+        "validation_rows": int(len(Y)),
+        "normal_rows": int(normal.sum()),
+        "normal_false_reject_rate": round(float(any_rej[normal].mean()), 5) if normal.any() else 0.0,
+        "normal_review_rate": round(float(any_rev[normal].mean()), 5) if normal.any() else 0.0,
+        "sms_normal_false_reject_rate": round(float(any_rej[sms_normal].mean()), 5) if sms_normal.any() else 0.0,
+        "marketing_only_false_reject_rate": round(float(any_rej[mk_only].mean()), 5) if mk_only.any() else 0.0,
+        "fbs_prohibited_rows": int(fbs_mask.sum()),
+        "fbs_prohibited_recall": round(float(any_rej[fbs_mask].mean()), 4) if fbs_mask.any() else 0.0,
+        "fbs_prohibited_recall_at_review": round(float(any_rev[fbs_mask].mean()), 4) if fbs_mask.any() else 0.0,
+        "prohibited_recall": round(float(any_rej[Y[:, _PJ].any(axis=1)].mean()), 4) if Y[:, _PJ].any() else 0.0,
+        "per_category": {k: {m: v[m] for m in ("support", "precision", "recall", "f1", "recall_at_review")}
+                         for k, v in per_cat.items()},
+    }
+    return {"summary": summary, "per_category": per_cat, "normal_by_source": by_source,
+            "fbs_by_category": fbs_by, "confusion": conf, "thresholds": thresholds}
+
+
+# ---------------------------------------------------------------------------- report
+
+def table_lines(report: dict) -> list[str]:
+    """A plain-text table for the terminal."""
+    th = report["thresholds"]
+    lines = [f"{'category':<18}{'support':>8}{'prec':>8}{'recall':>8}{'F1':>8}{'rec@rev':>9}{'review':>8}{'reject':>8}"]
+    for lab, m in report["per_category"].items():
+        t = th.get(lab, {})
+        rv = t.get("review", t.get("flag", ""))
+        rj = t.get("reject", "(info)")
+        lines.append(f"{lab:<18}{m['support']:>8}{m['precision']:>8.3f}{m['recall']:>8.3f}{m['f1']:>8.3f}"
+                     f"{m['recall_at_review']:>9.3f}{rv!s:>8}{rj!s:>8}")
+    s = report["summary"]
+    lines.append("")
+    lines.append(f"normal false-reject rate: {s['normal_false_reject_rate']:.4%} of {s['normal_rows']} normals "
+                 f"(SMS sources only: {s['sms_normal_false_reject_rate']:.4%}); review rate {s['normal_review_rate']:.3%}")
+    lines.append(f"fbs prohibited recall: {s['fbs_prohibited_recall']:.4f} of {s['fbs_prohibited_rows']} "
+                 f"(at review: {s['fbs_prohibited_recall_at_review']:.4f})")
+    lines.append(f"marketing-only rows rejected: {s['marketing_only_false_reject_rate']:.4%}")
+    eng = report.get("engine")
+    if eng:
+        lines.append(f"full engine: fbs prohibited rejected {eng['fbs_prohibited_reject_recall']:.4f} "
+                     f"(flagged {eng['fbs_prohibited_flag_recall']:.4f}); normals rejected {eng['normal_reject_rate']:.4%}, "
+                     f"reviewed {eng['normal_review_rate']:.3%}")
+    return lines
+
+
+def write_report(path: Path, report: dict, meta: dict) -> None:
+    s = report["summary"]
+    th = report["thresholds"]
+    out = [f"# Evaluation: {meta.get('version', '')}", "",
+           f"Validation split: {meta.get('split', {}).get('val_rows', s['validation_rows'])} rows held out per source, "
+           f"stratified, near-duplicate-free ({meta.get('split', {}).get('method', '')}).", "",
+           "Decisions are the classifier's alone (no keyword rules): reject = any prohibited category at or above "
+           "its reject threshold. Thresholds were chosen on this validation split.", "",
+           "## Headline", "",
+           f"- normal false-reject rate: **{s['normal_false_reject_rate']:.3%}** of {s['normal_rows']} normal messages "
+           f"(SMS corpora only: {s['sms_normal_false_reject_rate']:.3%}; target <= 0.5%)",
+           f"- fake-base-station prohibited recall: **{s['fbs_prohibited_recall']:.3f}** of {s['fbs_prohibited_rows']} "
+           f"(at review: {s['fbs_prohibited_recall_at_review']:.3f}; target >= 0.95)",
+           f"- normal messages sent to review: {s['normal_review_rate']:.2%}",
+           f"- marketing-only messages rejected: {s['marketing_only_false_reject_rate']:.3%}", "",
+           "## Per category (at the reject threshold; marketing at its flag threshold)", "",
+           "| category | support | precision | recall | F1 | recall at review | review | reject |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for lab, m in report["per_category"].items():
+        t = th.get(lab, {})
+        out.append(f"| {lab} | {m['support']} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | "
+                   f"{m['recall_at_review']:.3f} | {t.get('review', t.get('flag', ''))} | {t.get('reject', 'informational')} |")
+    out += ["", "## Fake-base-station prohibited rows by category", "", "| category | rows | rejected |", "|---|---:|---:|"]
+    for c, m in report["fbs_by_category"].items():
+        out.append(f"| {c} | {m['rows']} | {m['recall']:.3f} |")
+    out += ["", "## Normal messages by source", "", "| source | normals | false rejects | rate | review rate |",
+            "|---|---:|---:|---:|---:|"]
+    for src, m in report["normal_by_source"].items():
+        out.append(f"| {src} | {m['normals']} | {m['false_rejects']} | {m['rate']:.3%} | {m['review_rate']:.2%} |")
+    out += ["", "## Confusion (single-label rows x categories reached)", "",
+            "| true \\ reached | rows | none | " + " | ".join(LABELS) + " |",
+            "|---|---:|---:|" + "---:|" * len(LABELS)]
+    for true, row in report["confusion"].items():
+        out.append(f"| {true} | {row['rows']} | {row['none']} | " + " | ".join(str(row[lab]) for lab in LABELS) + " |")
+    eng = report.get("engine")
+    if eng:
+        out += ["", "## Full engine (keywords + patterns + classifier + rules/policy.yaml)", "",
+                f"- fbs prohibited rows rejected: **{eng['fbs_prohibited_reject_recall']:.3f}**; "
+                f"flagged (review or reject): {eng['fbs_prohibited_flag_recall']:.3f}",
+                f"- all prohibited rows rejected: {eng['prohibited_reject_recall']:.3f}",
+                f"- normal messages rejected: **{eng['normal_reject_rate']:.3%}**; sent to review: {eng['normal_review_rate']:.2%}",
+                "", "| source | normals | reject | review |", "|---|---:|---:|---:|"]
+        for s_, m in eng["normal_by_source"].items():
+            out.append(f"| {s_} | {m['normals']} | {m['reject']:.3%} | {m['review']:.2%} |")
+    out.append("")
+    Path(path).write_text("\n".join(out), encoding="utf-8")
+
+
+def engine_metrics(val_rows, rules_dir: Path, model_dir: Path, progress=None) -> dict:
+    """The full Moderator (keywords + patterns + classifier + policy) on the validation rows:
+    verdict reject / review rates on normals and recall on fbs prohibited rows."""
+    from app.engine.moderator import Moderator
+    from app.training.dataset import refill_fbs, unmask_digits
+
+    prog = progress or (lambda it, **kw: it)
+    m = Moderator.from_paths(rules_dir, model_dir, watch=False)
+    try:
+        texts = [refill_fbs(r.text) if r.source == "fbs" else unmask_digits(r.text) if r.source == "spam800k" else r.text
+                 for r in val_rows]
+        verdicts = []
+        for i in prog(range(0, len(texts), 1000), desc="engine", unit="batch"):
+            verdicts += [v.verdict for v in m.check_batch(texts[i:i + 1000])]
+    finally:
+        m.close()
+    v = np.array(verdicts)
+    normal = np.array([not r.labels for r in val_rows])
+    src = np.array([r.source for r in val_rows])
+    fbs = np.array([r.source == "fbs" and bool(set(r.labels) & set(FBS_PROHIBITED)) for r in val_rows])
+    prohibited = np.array([bool(set(r.labels) & set(PROHIBITED)) for r in val_rows])
+    out = {"normal_reject_rate": round(float((v[normal] == "reject").mean()), 5),
+           "normal_review_rate": round(float((v[normal] == "review").mean()), 5),
+           "fbs_prohibited_reject_recall": round(float((v[fbs] == "reject").mean()), 4),
+           "fbs_prohibited_flag_recall": round(float((v[fbs] != "allow").mean()), 4),
+           "prohibited_reject_recall": round(float((v[prohibited] == "reject").mean()), 4),
+           "normal_by_source": {}}
+    for s_ in sorted(set(src[normal])):
+        msk = normal & (src == s_)
+        out["normal_by_source"][s_] = {"normals": int(msk.sum()), "reject": round(float((v[msk] == "reject").mean()), 5),
+                                      "review": round(float((v[msk] == "review").mean()), 5)}
+    return out
+
+
+def evaluate_model(model_dir: Path, train_dir: Path | None = None, data_dir: Path | None = None,
+                   progress=None, log=print, engine_rules: Path | None = None,
+                   choose: bool = False) -> dict:
+    """Re-create the validation split of a trained model and evaluate it (batch path)."""
+    from app.engine.classifier import load_classifier
+    from app.training import dataset as ds
+    from app.training.split import split_rows
+
+    clf = load_classifier(model_dir)
+    meta = clf.metadata
+    params = meta.get("params", {})
+    prog = progress or (lambda it, **kw: it)
+    normalizer, name = ds.get_normalizer()
+    if name != meta.get("normalizer"):
+        log(f"warning: model trained with normalizer {meta.get('normalizer')}, evaluating with {name}")
+    rows, files = ds.load_dataset(train_dir, data_dir, normalizer=normalizer, known_labels=LABELS,
+                                  progress=lambda it: prog(it, desc="normalize", unit="msg"))
+    trained_hashes = {f["file"]: f["sha256"] for f in meta.get("data", []) if f.get("kind") != "generated"}
+    now_hashes = {f["file"]: f["sha256"] for f in files}
+    if trained_hashes != now_hashes:
+        changed = sorted(k for k in set(trained_hashes) | set(now_hashes) if trained_hashes.get(k) != now_hashes.get(k))
+        log(f"warning: data differ from the training data ({', '.join(changed)}); the split is re-made on current data")
+    sp = split_rows(rows, val_frac=params.get("val_frac", 0.15), seed=meta.get("seed", 13),
+                    threshold=params.get("dedup_threshold", 0.6), max_val_group=params.get("max_val_group", 5))
+    val_rows = [rows[i] for i in sp.val_idx]
+    texts = [r.norm for r in val_rows]
+    P = np.vstack([clf.predict_batch(texts[i:i + 2000]) for i in prog(range(0, len(texts), 2000), desc="score", unit="batch")])
+    Y = np.array([[lab in r.labels for lab in LABELS] for r in val_rows], dtype=np.int8)
+    if choose:
+        # re-choose the thresholds on validation (same as a retrain with the current defaults:
+        # training is deterministic) and rewrite metadata.json and MODEL_CARD.md
+        import json
+
+        from app.engine.classifier import METADATA_FILE
+        from app.training.card import write_model_card
+
+        trained = [bool(meta.get("heads", {}).get(lab, {}).get("trained", True)) for lab in LABELS]
+        meta["thresholds"] = choose_thresholds(P, Y, val_rows, trained=trained)
+        meta.setdefault("params", {}).update(threshold_target_frr=TARGET_FRR, reject_floor=REJECT_FLOOR,
+                                             review_budget=REVIEW_BUDGET, review_floor=REVIEW_FLOOR)
+    report = evaluate_predictions(P, Y, val_rows, meta["thresholds"])
+    if choose:
+        meta["metrics"] = report["summary"]
+        (Path(model_dir) / METADATA_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=2) + "\n",
+                                                     encoding="utf-8")
+        write_model_card(Path(model_dir), meta, report)
+    if engine_rules is not None:
+        report["engine"] = engine_metrics(val_rows, engine_rules, model_dir, progress=progress)
+    write_report(Path(model_dir) / "EVALUATION.md", report, meta)
+    return report

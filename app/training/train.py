@@ -1,0 +1,250 @@
+"""Train the classifier: `smsguard train` calls ``train_model``.
+
+Recipe (see MODEL_CARD.md for the why):
+
+- rows: ../shared/data/train/*.jsonl + data/*.jsonl, normalized with app.engine.normalize,
+  fbs placeholder fills redrawn, spam800k masked digits restored as digit runs (dataset.py);
+- split: held out per source, stratified, near-duplicate-free (split.py);
+- features: sublinear TF-IDF over character 1-3-grams + jieba words of the feature text
+  (features.py; the rule lexicons' Chinese terms are the jieba user dictionary, frozen into the
+  model);
+- one-vs-rest L2 logistic regression per category (liblinear, fixed seed) with sample weights:
+  positives weighted up by sqrt(negatives/positives) (capped), the project's own hand-written
+  SMS (data/) weighted up, social-media corpora (COLD, SWSR, CED) weighted down as negatives of
+  the SMS categories;
+- calibration: Platt scaling fitted on out-of-fold decision scores (k folds on train), folded
+  into the final weights: p = sigmoid(a * (x.w + b0) + c) = sigmoid(x.(a w) + (a b0 + c));
+- thresholds per category chosen on validation (evaluate.choose_thresholds).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import platform
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from app.config import PROJECT_ROOT
+from app.engine.classifier import LABELS, Classifier, save_model
+from app.engine.features import FEATURES_VERSION, Analyzer
+from app.training import dataset as ds
+from app.training.augment import synthetic_notifications
+from app.training.split import split_rows
+
+DEFAULTS = dict(
+    seed=13,
+    val_frac=0.15,
+    dedup_threshold=0.6,
+    min_df=2,
+    max_features=250_000,
+    C=8.0,
+    folds=3,
+    pos_weight_cap=25.0,
+    project_weight=3.0,
+    project_neg_weight=5.0,
+    synthetic_weight=2.0,
+    synthetic_zh=2000,
+    synthetic_en=400,
+    social_neg_weight=0.5,
+    fbs_weight=2.0,
+    max_val_group=5,
+    threshold_target_frr=0.002,
+    reject_floor=0.4,
+    review_budget=0.03,
+    review_floor=0.2,
+)
+
+
+def lexicon_user_words(rules_dir: Path | None = None) -> list[str]:
+    """Chinese terms of rules/keywords/*.yaml (strings under any ``terms`` list)."""
+    import yaml
+
+    rules_dir = Path(rules_dir) if rules_dir else PROJECT_ROOT / "rules"
+    words: set[str] = set()
+
+    def walk(node, in_terms=False):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, in_terms or k in ("terms", "term", "allow", "allow_terms"))
+        elif isinstance(node, list):
+            for v in node:
+                walk(v, in_terms)
+        elif isinstance(node, str) and in_terms:
+            w = node.strip()
+            if 2 <= len(w) <= 12 and " " not in w and any("\u4e00" <= c <= "\u9fff" for c in w):
+                words.add(w)
+
+    for path in sorted((rules_dir / "keywords").glob("*.y*ml")):
+        try:
+            walk(yaml.safe_load(path.read_text(encoding="utf-8")))
+        except Exception:  # a broken rule file must not break training
+            continue
+    return sorted(words)
+
+
+def _fit_binary(X, y, w, C, seed):
+    from sklearn.linear_model import LogisticRegression
+
+    lr = LogisticRegression(C=C, solver="liblinear", max_iter=200, tol=1e-4, random_state=seed)
+    lr.fit(X, y, sample_weight=w)
+    return lr.coef_.ravel().astype(np.float64), float(lr.intercept_[0])
+
+
+def _platt(scores: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Platt scaling (a, c) so that p = sigmoid(a*s + c), fitted by Newton on the log loss
+    with Platt's smoothed targets."""
+    n_pos = float(y.sum())
+    n_neg = float(len(y) - n_pos)
+    t = np.where(y == 1, (n_pos + 1) / (n_pos + 2), 1 / (n_neg + 2))
+    a, c = 1.0, 0.0
+    for _ in range(100):
+        z = a * scores + c
+        p = 1 / (1 + np.exp(-z))
+        g = p - t
+        wgt = p * (1 - p) + 1e-12
+        ga, gc = float(g @ scores), float(g.sum())
+        haa, hac, hcc = float(wgt @ (scores * scores)), float(wgt @ scores), float(wgt.sum())
+        det = haa * hcc - hac * hac
+        if det <= 0:
+            break
+        da = (hcc * ga - hac * gc) / det
+        dc = (haa * gc - hac * ga) / det
+        a, c = a - da, c - dc
+        if abs(da) < 1e-10 and abs(dc) < 1e-10:
+            break
+    return a, c
+
+
+def sample_weights(rows, idx, y: np.ndarray, params: dict) -> np.ndarray:
+    base = np.ones(len(idx))
+    for k, i in enumerate(idx):
+        r = rows[i]
+        if r.meta.get("synthetic"):
+            base[k] = params["synthetic_weight"]
+        elif r.meta.get("project"):
+            base[k] = params["project_weight"] if y[k] else params["project_neg_weight"]
+        elif r.source in ds.SOCIAL_SOURCES and not y[k]:
+            base[k] = params["social_neg_weight"]
+        elif r.source == "fbs":
+            base[k] = params["fbs_weight"]
+    pos = y == 1
+    if pos.any():
+        ratio = base[~pos].sum() / base[pos].sum()
+        base[pos] *= float(np.clip(np.sqrt(ratio), 1.0, params["pos_weight_cap"]))
+    return base
+
+
+def train_model(out_dir: Path, seed: int = 13, train_dir: Path | None = None, data_dir: Path | None = None,
+                rules_dir: Path | None = None, progress: Callable | None = None,
+                log: Callable[[str], None] = print, **overrides) -> tuple[dict, dict]:
+    """Train, choose thresholds, evaluate on validation, write the artifact. Returns (metadata, report)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.model_selection import StratifiedKFold
+
+    from app.training import evaluate as ev
+    from app.training.card import write_model_card
+
+    params = dict(DEFAULTS, **overrides, seed=seed)
+    t0 = time.time()
+    prog = progress or (lambda it, **kw: it)
+    normalizer, normalizer_name = ds.get_normalizer()
+    rows, files = ds.load_dataset(train_dir, data_dir, normalizer=normalizer, known_labels=LABELS,
+                                  progress=lambda it: prog(it, desc="normalize", unit="msg"))
+    log(f"loaded {len(rows)} rows from {len(files)} files ({normalizer_name}) in {time.time() - t0:.0f}s")
+    sp = split_rows(rows, val_frac=params["val_frac"], seed=seed, threshold=params["dedup_threshold"],
+                    max_val_group=params["max_val_group"])
+    log(f"split: {sp.summary()}")
+    tr, va = sp.train_idx, sp.val_idx
+    # synthetic ordinary notifications (augment.py): training side only
+    synth = synthetic_notifications(params["synthetic_zh"], params["synthetic_en"], seed=seed)
+    for r in synth:
+        r.norm = normalizer(r.text)
+    tr = np.concatenate([tr, np.arange(len(rows), len(rows) + len(synth))])
+    rows = rows + synth
+    files = files + [{"file": "(generated) app/training/augment.py", "kind": "generated",
+                      "sha256": ds.sha256_file(Path(__file__).with_name("augment.py")), "rows": len(synth),
+                      "skipped": 0, "unknown_labels": 0, "labels": {"normal": len(synth)}}]
+    user_words = lexicon_user_words(rules_dir)
+    vec = TfidfVectorizer(analyzer=Analyzer(user_words), sublinear_tf=True, min_df=params["min_df"],
+                          max_features=params["max_features"], dtype=np.float64)
+    X_tr = vec.fit_transform(prog([rows[i].norm for i in tr], desc="features", unit="msg"))
+    X_va = vec.transform([rows[i].norm for i in va])
+    log(f"features: {X_tr.shape[1]} (user words {len(user_words)}) in {time.time() - t0:.0f}s")
+
+    Y = np.array([[lab in r.labels for lab in LABELS] for r in rows], dtype=np.int8)
+    Y_tr, Y_va = Y[tr], Y[va]
+    n_feat = X_tr.shape[1]
+    W = np.zeros((n_feat, len(LABELS)))
+    B = np.full(len(LABELS), -12.0)
+    heads: dict[str, dict] = {}
+    for j in prog(range(len(LABELS)), desc="categories", unit="cat"):
+        lab = LABELS[j]
+        y = Y_tr[:, j]
+        n_pos = int(y.sum())
+        if n_pos < 10:
+            heads[lab] = {"trained": False, "train_positives": n_pos}
+            log(f"  {lab}: {n_pos} positives, head not trained (p ~ 0)")
+            continue
+        w = sample_weights(rows, tr, y, params)
+        oof = np.zeros(len(y))
+        skf = StratifiedKFold(n_splits=params["folds"], shuffle=True, random_state=seed)
+        for f_tr, f_te in skf.split(np.zeros(len(y)), y):
+            coef, b0 = _fit_binary(X_tr[f_tr], y[f_tr], w[f_tr], params["C"], seed)
+            oof[f_te] = X_tr[f_te] @ coef + b0
+        a, c = _platt(oof, y)
+        coef, b0 = _fit_binary(X_tr, y, w, params["C"], seed)
+        W[:, j] = a * coef
+        B[j] = a * b0 + c
+        heads[lab] = {"trained": True, "train_positives": n_pos, "platt_a": round(a, 6), "platt_c": round(c, 6),
+                      "pos_weight": round(float(w[y == 1][0] / max(w[y == 0].min(), 1e-9)), 3)}
+        log(f"  {lab}: {n_pos} positives, platt a={a:.3f} c={c:.3f} ({time.time() - t0:.0f}s)")
+    # store and score with the float32 weights that ship
+    W = W.astype(np.float32).astype(np.float64)
+    clf = Classifier(vec, W, B, LABELS, version="training")
+    P_va = 1 / (1 + np.exp(-(np.asarray(X_va @ W) + B)))
+    val_rows = [rows[i] for i in va]
+    trained = [heads[lab].get("trained", False) for lab in LABELS]
+    thresholds = ev.choose_thresholds(P_va, Y_va, val_rows, trained=trained, target_frr=params["threshold_target_frr"],
+                                      reject_floor=params["reject_floor"], review_budget=params["review_budget"],
+                                      review_floor=params["review_floor"])
+    report = ev.evaluate_predictions(P_va, Y_va, val_rows, thresholds)
+    import joblib
+    import scipy
+    import sklearn
+
+    meta = {
+        "name": Path(out_dir).name,
+        "trained_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "seed": seed,
+        "params": params,
+        "normalizer": normalizer_name,
+        "normalizer_sha256": ds.normalizer_fingerprint(),
+        "features_version": FEATURES_VERSION,
+        "features": {"vectorizer": "TfidfVectorizer(sublinear_tf, l2)", "analyzer": "char 1-3 + jieba words",
+                     "n_features": int(n_feat), "user_words": len(user_words)},
+        "versions": {"python": platform.python_version(), "scikit-learn": sklearn.__version__,
+                     "numpy": np.__version__, "scipy": scipy.__version__, "joblib": joblib.__version__,
+                     "jieba_binding": _jieba_binding()},
+        "data": files,
+        "split": sp.summary(),
+        "heads": heads,
+        "thresholds": thresholds,
+        "metrics": report["summary"],
+        "train_seconds": round(time.time() - t0, 1),
+    }
+    meta = save_model(out_dir, clf, meta)
+    ev.write_report(Path(out_dir) / "EVALUATION.md", report, meta)
+    write_model_card(Path(out_dir), meta, report)
+    log(f"wrote {out_dir} ({meta['model_bytes'] / 1e6:.1f} MB) in {time.time() - t0:.0f}s")
+    return meta, report
+
+
+def _jieba_binding() -> str:
+    try:
+        import importlib.metadata as im
+        return f"rjieba {im.version('rjieba')}"
+    except Exception:
+        import jieba
+        return f"jieba {jieba.__version__}"

@@ -1,0 +1,120 @@
+"""Classifier: lean path == batch path, save/load round trip, metadata mismatch refused."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+
+from app.engine import classifier as C
+from app.engine.features import Analyzer
+
+TEXTS = [
+    ("澳门新葡京娱乐城注册送888元彩金，官网 http://am8.com", "gambling"),
+    ("百家乐真人荷官在线发牌，首存送100%，客服13812345678", "gambling"),
+    ("六合彩特码资料免费看，加微信 abc123", "gambling"),
+    ("您的银行卡已被冻结，请点击 http://icbc-safe.cn 解冻", "fraud"),
+    ("恭喜您中奖10万元，请先缴纳手续费到账户6222021234567890", "fraud"),
+    ("公检法通知：您涉嫌洗钱，请将资金转入安全账户", "fraud"),
+    ("代开各类发票，点数优惠，可验证后付款", "contraband"),
+    ("办理各类证件，毕业证驾驶证，联系13912345678", "contraband"),
+    ("本店周年庆全场五折，回T退订", "marketing"),
+    ("新品上市，会员专享8折优惠，拒收请回复R", "marketing"),
+    ("明天下午三点开会，记得带材料", None),
+    ("妈，我到家了，晚饭不用等我", None),
+    ("【工商银行】提醒：银行不会要求您转账到安全账户，谨防诈骗", None),
+    ("Your parcel will arrive tomorrow between 9 and 12", None),
+    ("free entry win cash prize now, call 09061234567", "marketing"),
+    ("see you at lunch?", None),
+]
+
+
+def tiny_classifier() -> C.Classifier:
+    docs = [t for t, _ in TEXTS]
+    vec = TfidfVectorizer(analyzer=Analyzer(["百家乐"]), sublinear_tf=True, dtype=np.float64)
+    X = vec.fit_transform(docs)
+    W = np.zeros((X.shape[1], len(C.LABELS)))
+    B = np.full(len(C.LABELS), -5.0)
+    for j, lab in enumerate(C.LABELS):
+        y = np.array([lab == l for _, l in TEXTS], dtype=int)
+        if y.sum() == 0:
+            continue
+        lr = LogisticRegression(C=10.0, solver="liblinear").fit(X, y)
+        W[:, j], B[j] = lr.coef_.ravel(), lr.intercept_[0]
+    return C.Classifier(vec, W, B, C.LABELS, version="tiny")
+
+
+@pytest.fixture(scope="module")
+def clf():
+    return tiny_classifier()
+
+
+def test_lean_path_equals_batch_path(clf):
+    probes = [t for t, _ in TEXTS] + ["完全没见过的句子", "", "   ", "13800000000", "call me 123"]
+    batch = clf.predict_batch(probes)
+    lean = np.vstack([clf.predict_one(t) for t in probes])
+    assert batch.shape == (len(probes), len(C.LABELS))
+    np.testing.assert_allclose(lean, batch, rtol=0, atol=1e-9)
+    ref = 1 / (1 + np.exp(-clf.decision_batch_sklearn(probes)))
+    np.testing.assert_allclose(batch, ref, rtol=0, atol=1e-9)
+
+
+def test_explain_names_the_words(clf):
+    words = clf.explain("百家乐真人荷官在线发牌", "gambling", k=3)
+    assert 1 <= len(words) <= 3
+    assert any("百家乐" in w or "荷官" in w or "发牌" in w for w in words)
+
+
+def _save(tmp_path, clf, **meta_over):
+    import sklearn
+    meta = {"name": "tiny", "trained_at": "2026-01-01T00:00:00", "versions": {"scikit-learn": sklearn.__version__},
+            "thresholds": {}}
+    saved = C.save_model(tmp_path, clf, meta)
+    if meta_over:
+        path = tmp_path / C.METADATA_FILE
+        d = json.loads(path.read_text())
+        for k, v in meta_over.items():
+            if k == "sklearn":
+                d["versions"]["scikit-learn"] = v
+            else:
+                d[k] = v
+        path.write_text(json.dumps(d))
+    return saved
+
+
+def test_save_load_round_trip_same_probabilities(tmp_path, clf):
+    _save(tmp_path, clf)
+    loaded = C.load_classifier(tmp_path)
+    assert loaded.labels == C.LABELS and loaded.version.startswith("tiny-")
+    probes = [t for t, _ in TEXTS]
+    # shipped weights are float32: same to ~1e-6, and lean == batch exactly on the loaded model
+    np.testing.assert_allclose(loaded.predict_batch(probes), clf.predict_batch(probes), atol=1e-5)
+    np.testing.assert_allclose(np.vstack([loaded.predict_one(t) for t in probes]),
+                               loaded.predict_batch(probes), rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"labels": list(C.LABELS[:-1])}, "label set"),
+    ({"features_version": "0"}, "feature-code version"),
+    ({"sklearn": "0.24.2"}, "scikit-learn"),
+    ({"format": 99}, "format"),
+])
+def test_metadata_mismatch_is_refused(tmp_path, clf, override, message):
+    _save(tmp_path, clf, **override)
+    with pytest.raises(C.ModelMismatchError, match=message) as exc:
+        C.load_classifier(tmp_path)
+    assert "\n" not in str(exc.value)
+
+
+def test_unknown_category_in_rules_refused(tmp_path, clf):
+    _save(tmp_path, clf)
+    with pytest.raises(C.ModelMismatchError, match="not categories"):
+        C.load_classifier(tmp_path, categories=["gambling", "fraud"])
+    C.load_classifier(tmp_path, categories=list(C.LABELS) + ["custom"])
+
+
+def test_missing_model_dir_refused(tmp_path):
+    with pytest.raises(C.ModelMismatchError, match="metadata"):
+        C.load_classifier(tmp_path / "nope")

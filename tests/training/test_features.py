@@ -1,0 +1,46 @@
+"""Feature code: deterministic, picklable, masked corpora and real traffic look alike."""
+from __future__ import annotations
+
+import pickle
+
+from app.engine import features as F
+from app.training.dataset import refill_fbs, unmask_digits
+
+
+def test_analyzer_is_deterministic_and_picklable():
+    an = F.Analyzer(["菠菜网", "代开发票"])
+    text = "上菠菜网，送彩金！代开发票 http://t.cn/abc 13812345678"
+    a = an(text)
+    assert a == an(text)
+    clone = pickle.loads(pickle.dumps(an))
+    assert clone(text) == a
+    assert clone.user_words == an.user_words
+    assert F.WORD_PREFIX + "菠菜网" in a
+    assert pickle.loads(pickle.dumps(F.analyze))("你好") == F.analyze("你好")
+
+
+def test_classes_make_masked_and_real_digits_alike():
+    real = F.prepare("请拨打13812345678，学费888元，详见 http://t.cn/abc12 或 www.a.com")
+    masked = F.prepare(unmask_digits("请拨打xxxxxxxxxxx，学费xxx元，详见 http://t.cn/xyz 或 www.b.com"))
+    assert real == masked
+    assert F.PHONE_TOK in real and F.NUM_M_TOK in real and F.URL_TOK in real
+    assert "8" not in real and "http" not in real
+
+
+def test_punctuation_and_spaces_dropped_english_words_kept_apart():
+    assert F.prepare("赌 博，网站！") == "赌博网站"
+    assert F.prepare("free entry, win now") == "free entry win now"
+    assert F.prepare("taxi xmas") == "taxi xmas"  # x inside words is not a masked digit
+
+
+def test_display_token_spells_classes():
+    assert F.display_token(F.WORD_PREFIX + "电话") == "电话"
+    assert F.display_token("拨" + F.PHONE_TOK) == "拨<PHONE>"
+
+
+def test_fbs_refill_is_deterministic_and_removes_fixed_fills():
+    t = "张敏 王伟当红顔热线PHONE，杭州上门WECHAT"
+    a, b = refill_fbs(t), refill_fbs(t)
+    assert a == b
+    for s in ("张敏", "王伟", "PHONE", "WECHAT"):
+        assert s not in a
