@@ -18,7 +18,11 @@ os.makedirs(_prom_dir, exist_ok=True)
 
 bind = _settings.bind
 workers = _settings.workers
-worker_class = "sync"
+# gthread keeps client connections alive (a sending platform reuses its connections; the sync
+# worker closes each one after one request, which costs more than the check itself) and lets a
+# worker overlap one request's database wait with another's Python work
+worker_class = os.environ.get("SMSGUARD_WORKER_CLASS", "gthread")
+threads = int(os.environ.get("SMSGUARD_THREADS", "2"))
 preload_app = True
 timeout = 30
 graceful_timeout = 20
