@@ -1,0 +1,157 @@
+"""The audit on a Dask distributed cluster (``--scheduler tcp://HOST:PORT``).
+
+Units of work are cut from the input files up front:
+
+- a plain (uncompressed) JSON-lines file larger than the block size is split into byte ranges
+  ``[start, end)``; a range owns the lines whose first byte lies in it. Line numbers (for
+  malformed-line listings and fallback ids) come from a first, cheap pass of tasks that count the
+  newlines in each range; the prefix sums give each range its first line number;
+- a compressed or CSV file is one unit (gzip cannot be entered in the middle, CSV quotes can
+  span lines). Split big logs into several files (logs are usually rotated hourly anyway).
+
+Every worker loads the Moderator once (a per-process cache in app.audit.work, guarded by a
+lock) from the same rules/model paths, so those paths must exist on the workers. Each unit
+runs through ``process_items``, the function the local runner uses, and returns its findings
+to the client, which writes them in input order through the same checkpointed sink: the same
+findings as the local path, and the same restart semantics. At most ``2 x worker threads + 2``
+units are in flight.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import fsspec
+
+from app.audit.readers import InputFile, iter_byte_range_lines, iter_raw_chunks, parse_chunk, parse_jsonl_lines
+from app.audit.work import JobSpec, UnitResult, process_items
+
+__all__ = ["DaskUnit", "plan_units", "run_dask"]
+
+
+@dataclass(frozen=True)
+class DaskUnit:
+    index: int
+    file_index: int
+    inp: InputFile
+    start: int = 0
+    end: int = -1  # -1: the whole file, read sequentially
+    newlines_before: int = 0  # newlines in [0, start) of the file
+    position: int = 0  # bytes of all inputs up to this unit's end (progress)
+
+
+def plan_ranges(inputs: list[InputFile], block: int) -> list[tuple[int, InputFile, int, int]]:
+    """(file index, input, start, end) with end -1 for whole-file units."""
+    out = []
+    for fi, inp in enumerate(inputs):
+        if inp.splittable and inp.size and inp.size > block:
+            for s in range(0, inp.size, block):
+                out.append((fi, inp, s, min(s + block, inp.size)))
+        else:
+            out.append((fi, inp, 0, -1))
+    return out
+
+
+def count_newlines(url: str, start: int, end: int) -> int:
+    """Newlines in bytes [start, end) of a plain file (runs on a worker)."""
+    n = 0
+    with fsspec.open(url, "rb") as fh:
+        fh.seek(start)
+        left = end - start
+        while left > 0:
+            buf = fh.read(min(left, 8 << 20))
+            if not buf:
+                break
+            n += buf.count(b"\n")
+            left -= len(buf)
+    return n
+
+
+def plan_units(client, inputs: list[InputFile], block: int) -> list[DaskUnit]:
+    """The units in input order; byte ranges get the count of newlines before them from a
+    first pass of counting tasks (range k counts [start of range k-1, start of range k))."""
+    ranges = plan_ranges(inputs, block)
+    futures = {k: client.submit(count_newlines, inp.url, ranges[k - 1][2], s, pure=False)
+               for k, (fi, inp, s, e) in enumerate(ranges) if e != -1 and s > 0}
+    counts = {k: f.result() for k, f in futures.items()}
+    units = []
+    before = 0  # newlines in [0, start) of the current range
+    position = 0
+    for k, (fi, inp, s, e) in enumerate(ranges):
+        if e == -1:
+            position += inp.size or 0
+            units.append(DaskUnit(k, fi, inp, 0, -1, 0, position))
+            continue
+        before = 0 if s == 0 else before + counts[k]
+        position += e - s
+        units.append(DaskUnit(k, fi, inp, s, e, before, position))
+    return units
+
+
+def _unit_items(unit: DaskUnit, job: JobSpec):
+    if unit.end == -1:
+        items = []
+        for chunk in iter_raw_chunks(unit.inp, unit.file_index, max(job.batch_size, 1000)):
+            items.extend(parse_chunk(chunk, job.fields))
+        return items
+    if unit.start == 0:
+        first = 1
+    else:
+        # P = newlines in [0, start). If byte start-1 is a newline the
+        # first owned line starts at `start` and is line P + 1; otherwise the line running into
+        # this range belongs to the previous one and the first owned line is P + 2.
+        with fsspec.open(unit.inp.url, "rb") as fh:
+            fh.seek(unit.start - 1)
+            at_line_start = fh.read(1) == b"\n"
+        first = unit.newlines_before + (1 if at_line_start else 2)
+    lines = [(n, raw) for n, raw in iter_byte_range_lines(unit.inp.url, unit.start, unit.end, first) if raw.strip()]
+    return parse_jsonl_lines(lines, unit.inp.name, job.fields)
+
+
+def run_unit(unit: DaskUnit, job: JobSpec) -> UnitResult:
+    """One unit on a worker: read its lines, moderate them, return findings and statistics."""
+    items = _unit_items(unit, job)
+    findings, changes, stats, versions = process_items(job, items, unit.inp.name)
+    return UnitResult(unit.index, findings, changes, stats, versions, unit.position, unit.file_index)
+
+
+def run_dask(cfg, job: JobSpec, inputs: list[InputFile], sink, progress, versions: tuple) -> None:
+    from distributed import Client
+
+    from app.audit.runner import AuditError
+
+    try:
+        client = Client(cfg.scheduler, timeout="20s", set_as_default=False)
+    except Exception as exc:
+        raise AuditError(f"cannot connect to the Dask scheduler {cfg.scheduler}: {exc}") from None
+    try:
+        units = plan_units(client, inputs, cfg.dask_block_bytes)
+        todo = units[sink.units_done:]
+        nthreads = sum(client.nthreads().values()) or 1
+        window = 2 * nthreads + 2
+        pending: deque = deque()
+
+        def written(r: UnitResult) -> None:
+            if tuple(r.versions) != tuple(versions):
+                raise AuditError(f"a Dask worker runs different rules/model {list(r.versions)} than expected "
+                                 f"{list(versions)}: give the workers the same rules and model directories")
+            sink.write(r)
+            progress.update(r.stats["messages"] + len(r.stats["malformed"]), r.position)
+            if cfg.on_unit is not None:
+                cfg.on_unit(sink.units_done)
+
+        ok = False
+        try:
+            for u in todo:
+                pending.append(client.submit(run_unit, u, job, pure=False, key=f"smsguard-audit-{u.index}-{id(sink)}"))
+                while len(pending) >= window or (pending and pending[0].done()):
+                    written(pending.popleft().result())
+            while pending:
+                written(pending.popleft().result())
+            ok = True
+        finally:
+            if not ok:
+                for f in pending:
+                    f.cancel()
+    finally:
+        client.close()
