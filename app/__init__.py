@@ -6,18 +6,55 @@ import time
 import uuid
 
 from flask import Flask, g, request
+from flask.sessions import SecureCookieSessionInterface
+from werkzeug.routing import IntegerConverter
 
 from app.config import Settings
 
 log = logging.getLogger("smsguard")
 
 
+class Int32Converter(IntegerConverter):
+    """``<int:...>`` limited to what an INTEGER id column holds (32-bit on PostgreSQL): a larger
+    id is a 404, not an out-of-range error from the driver (a 500)."""
+
+    def __init__(self, map, *args, **kwargs):
+        kwargs.setdefault("max", 2**31 - 1)
+        super().__init__(map, *args, **kwargs)
+
+
+class StartupError(RuntimeError):
+    """The service cannot start; the message is one line saying why (gunicorn prints a
+    RuntimeError raised while loading the app as "Error: <message>" and exits 1)."""
+
+
+class WebOnlySessions(SecureCookieSessionInterface):
+    """Cookie sessions belong to the reviewer pages; the signed /v1 API never reads or sets
+    one, so it does not pay for decoding the cookie on every pre-send call."""
+
+    def open_session(self, app, request):
+        if request.path.startswith("/v1/"):
+            return None  # Flask substitutes a NullSession
+        return super().open_session(app, request)
+
+
 def load_moderator(settings: Settings):
-    """The engine every caller shares: rules (hot-reloaded) and the shipped model."""
+    """The engine every caller shares: rules (hot-reloaded) and the shipped model. A broken
+    rule file or a missing / mismatched / corrupt model refuses to start (StartupError)."""
+    import traceback
+
     from app.engine.moderator import Moderator
 
-    return Moderator.from_paths(settings.rules_dir, model_dir=settings.model_dir,
-                                watch=settings.watch_rules)
+    try:
+        return Moderator.from_paths(settings.rules_dir, model_dir=settings.model_dir,
+                                    watch=settings.watch_rules)
+    except Exception as exc:
+        in_model = settings.model_dir is not None and any(
+            f.f_code.co_filename.endswith(("classifier.py", "joblib", "pickle.py"))
+            or "joblib" in f.f_code.co_filename for f, _ in traceback.walk_tb(exc.__traceback__))
+        where = f"the model from {settings.model_dir}" if in_model else f"the rules from {settings.rules_dir}"
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise StartupError(f"cannot load {where}: {type(exc).__name__}: {first}".rstrip(": ")) from exc
 
 
 def create_app(settings: Settings | None = None, moderator=None) -> Flask:
@@ -30,6 +67,8 @@ def create_app(settings: Settings | None = None, moderator=None) -> Flask:
     settings = settings or Settings.from_env()
     logs.setup(settings.log_level)
     app = Flask(__name__, instance_path=str(settings.instance_dir.resolve()))
+    app.session_interface = WebOnlySessions()
+    app.url_map.converters["int"] = Int32Converter  # before any route: ids past 2**31 are a 404
     app.config.update(SMSGUARD=settings, SECRET_KEY=settings.secret_key,
                       MAX_CONTENT_LENGTH=settings.max_body_bytes, JSON_AS_ASCII=False,
                       SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax")
@@ -37,6 +76,7 @@ def create_app(settings: Settings | None = None, moderator=None) -> Flask:
     db = Database(settings.database_url)
     app.extensions["smsguard.db"] = db
     app.extensions["smsguard.moderator"] = moderator or load_moderator(settings)
+    metrics.watch_rules(app.extensions["smsguard.moderator"])
     app.extensions["smsguard.lists"] = AccountListCache(db)
 
     @app.before_request

@@ -29,6 +29,12 @@ class Settings:
     log_level: str = "INFO"
     secret_key: str = field(default="", repr=False)
     presend_fail_mode: str = "closed"
+    # per-key request rate limits (app/api/ratelimit.py): requests per second per API key,
+    # 0 = off; the burst a key may send at once (0 = one second's worth); per-role overrides
+    # "reviewer=50,admin=200" (each role=rate or role=rate/burst)
+    rate_limit_per_key: float = 3000.0
+    rate_limit_burst: float = 0.0
+    rate_limit_roles: str = ""
 
     @classmethod
     def from_env(cls, **overrides) -> "Settings":
@@ -48,6 +54,9 @@ class Settings:
             log_level=_env("LOG_LEVEL", cls.log_level),
             secret_key=_env("SECRET_KEY", "") or "",
             presend_fail_mode=_env("PRESEND_FAIL_MODE", cls.presend_fail_mode),
+            rate_limit_per_key=float(_env("RATE_LIMIT_PER_KEY", str(cls.rate_limit_per_key))),
+            rate_limit_burst=float(_env("RATE_LIMIT_BURST", str(cls.rate_limit_burst))),
+            rate_limit_roles=_env("RATE_LIMIT_ROLES", cls.rate_limit_roles) or "",
         )
         values.update(overrides)
         return cls(**values).resolved()
@@ -64,7 +73,26 @@ class Settings:
                 s = replace(s, database_url="postgresql+psycopg://" + s.database_url[len(prefix):])
         if s.presend_fail_mode not in ("closed", "open"):
             raise ValueError("SMSGUARD_PRESEND_FAIL_MODE must be 'closed' or 'open'")
+        s.rate_limit("tenant")  # ValueError on a malformed SMSGUARD_RATE_LIMIT_ROLES
         return s
+
+    def rate_limit(self, role: str) -> tuple[float, float]:
+        """(requests per second, burst) for a key of this role; rate 0 means no limit."""
+        rate, burst = self.rate_limit_per_key, self.rate_limit_burst
+        for item in filter(None, (x.strip() for x in self.rate_limit_roles.split(","))):
+            name, sep, value = item.partition("=")
+            try:
+                r, _, b = value.partition("/")
+                r, b = float(r), (float(b) if b else 0.0)
+            except ValueError:
+                r = b = -1.0
+            if not sep or r < 0 or b < 0:
+                raise ValueError(f"SMSGUARD_RATE_LIMIT_ROLES: {item!r} is not role=rate or role=rate/burst")
+            if name.strip() == role:
+                rate, burst = r, b
+        if rate < 0 or burst < 0:
+            raise ValueError("SMSGUARD_RATE_LIMIT_PER_KEY and SMSGUARD_RATE_LIMIT_BURST must not be negative")
+        return rate, (burst or max(rate, 1.0))
 
     def public(self) -> dict:
         """The settings without secrets, for `smsguard config` and logs."""

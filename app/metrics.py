@@ -30,3 +30,23 @@ def render() -> tuple[bytes, str]:
         multiprocess.MultiProcessCollector(registry)
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(), CONTENT_TYPE_LATEST
+
+
+def watch_rules(moderator) -> None:
+    """Count failed rule reloads (smsguard_rule_reload_errors_total) and show the ruleset in
+    force (smsguard_rules_info), through the engine's reload listeners (the engine stays free
+    of prometheus). Once per engine, however many apps share it."""
+    manager = getattr(moderator, "manager", None)
+    if manager is None or not hasattr(manager, "listeners") or getattr(manager, "_metrics_wired", False):
+        return
+    RULES_LOADED.labels(manager.version).set(1)
+
+    def on_event(event: str, info: dict) -> None:
+        if event == "error":
+            RULE_RELOAD_ERRORS.inc()
+        elif event == "reloaded":
+            RULES_LOADED.labels(info["old_version"]).set(0)
+            RULES_LOADED.labels(info["version"]).set(1)
+
+    manager.listeners.append(on_event)
+    manager._metrics_wired = True

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import importlib
+import re
 
 from flask import Flask, g, json, request
 from flask_smorest import Api
 
-from app.api import auth, problems
+from app.api import auth, problems, ratelimit
 
 # resource modules; each defines `blp` (a flask_smorest.Blueprint) with its /v1 routes
 RESOURCES = ("accounts", "moderation", "signatures", "templates", "messages", "complaints", "replies", "optouts")
@@ -54,10 +55,37 @@ def _guard_v1():
             if request.mimetype != "application/json":
                 raise problems.Problem(415, "send the body as application/json")
             try:
-                json.loads(body.decode("utf-8"))
+                data = json.loads(body.decode("utf-8"))
             except UnicodeDecodeError:
                 raise problems.Problem(400, "the body is not valid UTF-8") from None
             except ValueError as exc:
                 raise problems.Problem(400, f"the body is not valid JSON: {exc}") from None
+            except RecursionError:
+                raise problems.Problem(400, "the body is not valid JSON: nested too deeply") from None
+            if (b"\\ud" in body or b"\\uD" in body) and _lone_surrogate(data):
+                # "\ud800" alone is no character: it could not be stored or answered in UTF-8
+                raise problems.Problem(400, "the body holds a lone UTF-16 surrogate escape (\\ud800-\\udfff), "
+                                            "which is not a character")
     g.principal = auth.verify_request()
+    ratelimit.enforce(g.principal)  # 429 + Retry-After over the key's limit (app/api/ratelimit.py)
     return None
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _lone_surrogate(value) -> bool:
+    """Does any string (or key) of a parsed JSON value hold a lone surrogate? (Iterative: the
+    value may be nested as deep as the JSON parser allows.)"""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            if _SURROGATE.search(v) is not None:
+                return True
+        elif isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return False

@@ -84,5 +84,55 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
+        if database_unavailable(exc):
+            log.error("database unavailable on %s %s: %s: %s", request.method, request.path,
+                      type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+            return problem_response(503, "the database is unavailable; nothing was done, try again shortly",
+                                    headers={"Retry-After": "5"}, reason="database_unavailable")
+        if out_of_range(exc):
+            log.warning("number out of range on %s %s: %s", request.method, request.path,
+                        str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            return problem_response(422, "a number in the request is larger than this service stores",
+                                    reason="out_of_range")
         log.exception("unhandled error on %s %s", request.method, request.path)
         return problem_response(500, "the server failed to handle this request; it has been logged")
+
+
+def out_of_range(exc: BaseException) -> bool:
+    """A number the database cannot hold (an offset or id past 64 or 32 bits) reached a
+    statement: the request's fault, a 422, not a 500."""
+    from sqlalchemy import exc as sa_exc
+
+    if isinstance(exc, sa_exc.StatementError) and exc.orig is not None:
+        exc = exc.orig
+    if isinstance(exc, OverflowError):  # sqlite3: "Python int too large to convert to SQLite INTEGER"
+        return True
+    try:
+        from psycopg import errors
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(exc, errors.NumericValueOutOfRange)
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """The database is down, unreachable, locked past its busy timeout or out of pooled
+    connections (not a constraint violation or a bug in a statement). ``exc``: SQLAlchemy's
+    wrapper or the driver's own exception (the pre-send hot path uses the driver directly)."""
+    import sqlite3
+
+    from sqlalchemy import exc as sa_exc
+
+    if isinstance(exc, sa_exc.TimeoutError):  # QueuePool limit reached
+        return True
+    if isinstance(exc, sa_exc.DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        exc = exc.orig
+    if isinstance(exc, sqlite3.OperationalError):
+        msg = str(exc).lower()
+        return any(w in msg for w in ("unable to open", "disk i/o", "locked", "readonly"))
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError))

@@ -512,6 +512,9 @@ class RuleSetManager:
         self.last_error: str | None = None
         self.last_error_at: float | None = None
         self.reloads = 0
+        # callables (event, info) told of every reload ("reloaded") and failed reload ("error"),
+        # e.g. the service's metrics; the engine itself knows nothing of them
+        self.listeners: list[Callable[[str, dict], None]] = []
         self._sig = rules_signature(self.rules_dir)
         self._current: RuleSet = loader(self.rules_dir)  # raises: no rules, no service
         _managers.add(self)
@@ -541,6 +544,7 @@ class RuleSetManager:
                 self.last_error = msg
                 self.last_error_at = time.time()
                 log.error("rules reload failed, keeping version %s: %s", self._current.version, msg)
+                self._notify("error", {"error": msg, "version": self._current.version})
                 return False
             self.last_error = None
             self.last_error_at = None
@@ -550,7 +554,15 @@ class RuleSetManager:
             self._current = rs
             self.reloads += 1
             log.info("rules reloaded: %s -> %s (%.2fs)", old, rs.version, rs.build_seconds)
+            self._notify("reloaded", {"version": rs.version, "old_version": old})
             return True
+
+    def _notify(self, event: str, info: dict) -> None:
+        for fn in list(self.listeners):
+            try:
+                fn(event, info)
+            except Exception:  # noqa: BLE001 - a listener must never break a reload
+                log.exception("rules %s listener failed", event)
 
     def check_for_changes(self) -> bool:
         """One poll: reload if the files changed since the last look."""

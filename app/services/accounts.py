@@ -61,7 +61,7 @@ def add_terms(session: Session, account_id: str, kind: str, terms: list[str],
         session.add(row)
         added.append(row)
     session.flush()
-    events.record(session, "account.list_changed", actor, account_id, kind=kind,
+    events.record(session, "account.list_changed", actor, account_id, list_kind=kind,
                   added=[r.term for r in added])
     return added
 
@@ -71,4 +71,4 @@ def remove_term(session: Session, account_id: str, term_id: int, actor: str) -> 
     if row is None or row.account_id != account_id:
         raise NotFound(f"no list entry {term_id} for account {account_id}")
     session.delete(row)
-    events.record(session, "account.list_changed", actor, account_id, kind=row.kind, removed=[row.term])
+    events.record(session, "account.list_changed", actor, account_id, list_kind=row.kind, removed=[row.term])
