@@ -41,18 +41,15 @@ class WebOnlySessions(SecureCookieSessionInterface):
 def load_moderator(settings: Settings):
     """The engine every caller shares: rules (hot-reloaded) and the shipped model. A broken
     rule file or a missing / mismatched / corrupt model refuses to start (StartupError)."""
-    import traceback
-
     from app.engine.moderator import Moderator
+    from app.engine.ruleset import RuleError
 
     try:
         return Moderator.from_paths(settings.rules_dir, model_dir=settings.model_dir,
                                     watch=settings.watch_rules)
     except Exception as exc:
-        in_model = settings.model_dir is not None and any(
-            f.f_code.co_filename.endswith(("classifier.py", "joblib", "pickle.py"))
-            or "joblib" in f.f_code.co_filename for f, _ in traceback.walk_tb(exc.__traceback__))
-        where = f"the model from {settings.model_dir}" if in_model else f"the rules from {settings.rules_dir}"
+        where = (f"the rules from {settings.rules_dir}" if isinstance(exc, RuleError) or settings.model_dir is None
+                 else f"the model from {settings.model_dir}")
         first = str(exc).splitlines()[0] if str(exc) else ""
         raise StartupError(f"cannot load {where}: {type(exc).__name__}: {first}".rstrip(": ")) from exc
 

@@ -18,6 +18,7 @@ code: label set, feature-code version, model format, scikit-learn major.minor.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -243,10 +244,15 @@ def load_classifier(model_dir: str | Path, categories: Iterable[str] | None = No
     model_dir = Path(model_dir)
     meta = read_metadata(model_dir)
     check_metadata(meta, categories)
-    try:
-        blob = joblib.load(model_dir / MODEL_FILE)
-    except FileNotFoundError:
-        raise ModelMismatchError(f"no {MODEL_FILE} in {model_dir}") from None
+    path = model_dir / MODEL_FILE
+    if not path.exists():
+        raise ModelMismatchError(f"no {MODEL_FILE} in {model_dir}")
+    # unpickling runs code: load only the exact file the metadata describes
+    want = meta.get("model_sha256")
+    if want and hashlib.sha256(path.read_bytes()).hexdigest() != want:
+        raise ModelMismatchError(f"{path} does not match the model_sha256 of {METADATA_FILE} "
+                                 "(a corrupt or replaced model file)")
+    blob = joblib.load(path)
     if tuple(blob.get("labels", ())) != LABELS:
         raise ModelMismatchError(f"{MODEL_FILE} label set does not match {METADATA_FILE}")
     if meta.get("normalizer", "").startswith("standin"):

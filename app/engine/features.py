@@ -46,7 +46,8 @@ _URL_RE = re.compile(
     r"|(?<![a-z0-9@.\-])[a-z0-9][a-z0-9\-]*(?:\.[a-z0-9\-]+)*\." + _TLD
     + r"(?![a-z0-9\-])(?:/[a-z0-9\-._~/?#=&%+]*)?"
 )
-_EMAIL_RE = re.compile(r"[a-z0-9._%+\-]+@[a-z0-9.\-]+\.[a-z]{2,}")
+# the look-behind lets only the start of a run of address characters try to match (linear, same matches)
+_EMAIL_RE = re.compile(r"(?<![a-z0-9._%+\-])[a-z0-9._%+\-]+@[a-z0-9.\-]+\.[a-z]{2,}")
 # phone numbers: mobile (optionally +86), 400/800 hotlines, landlines with area code
 _PHONE_RE = re.compile(
     r"(?<![0-9x])(?:(?:\+?86[\s\-]?)?1[3-9]\d{9}"

@@ -21,6 +21,7 @@ discipline (see rules/README.md).
 """
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass, replace
 from typing import Any, Callable
@@ -325,11 +326,12 @@ class PatternMatcher:
             if group is not None:
                 if taken is None:
                     taken = {}
-                claimed = taken.setdefault(group, [])
+                claimed = taken.setdefault(group, [])  # sorted, non-overlapping spans
                 for s, e in found:
-                    if claimed and any(s < b and a < e for a, b in claimed):
-                        continue
-                    claimed.append((s, e))
+                    i = bisect.bisect_left(claimed, (s, e))
+                    if (i and claimed[i - 1][1] > s) or (i < len(claimed) and claimed[i][0] < e):
+                        continue  # overlaps a span an earlier rule of the group claimed
+                    claimed.insert(i, (s, e))
                     out.append((rule, s, e))
             else:
                 for s, e in found:

@@ -151,7 +151,9 @@ VAR_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
 SIGNATURE_CHARS = re.compile(r"^[A-Za-z0-9\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+$")
 BRACKETS = re.compile(r"[【】]")
 CONTENT_CHAR = re.compile(r"[A-Za-z\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-TRAILING = re.compile(r"[\s。．.！!，,；;、~～:：)）\]】]+$")
+_TRAIL_CHARS = r"[\s。．.！!，,；;、~～:：)）\]】]"
+# the look-behind makes only the start of a run try to match: linear on long punctuation runs
+TRAILING = re.compile(rf"(?<!{_TRAIL_CHARS}){_TRAIL_CHARS}+$")
 # links: a scheme, www., or host.tld (with a list of TLDs seen in SMS) with an optional path
 _TLDS = ("com|cn|net|org|cc|io|me|top|xyz|info|vip|app|ly|gl|im|co|tv|hk|link|club|site|online|"
          "shop|ink|ren|wang|so|la|gd|is|to|tk|mk|lt|id|us|uk|biz|mobi|pro|fun|icu|live|store|tech")

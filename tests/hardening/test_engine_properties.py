@@ -161,17 +161,6 @@ def growth(fn, small, large, attempts: int = 3, limit: float = 8.0) -> tuple[flo
     return best
 
 
-KNOWN_SLOW = {
-    # app/engine/features.py _EMAIL_RE = [a-z0-9._%+\-]+@... has no start guard: sub() tries
-    # every position of a long run of e-mail characters and backtracks over the whole run each
-    # time (O(n^2)); "(?<![a-z0-9._%+\-])" in front makes it linear with the same matches
-    "e-mail-like run": "features._EMAIL_RE is quadratic on a long run of e-mail characters before '@'",
-    # app/engine/patterns.py PatternMatcher.spans: the overlap test of a group
-    # (any(s < b and a < e for a, b in claimed)) is O(k) per match, O(k^2) for k links
-    "many urls": "patterns.PatternMatcher.spans checks group overlaps pairwise (O(k^2) in matches)",
-    "bare domains": "patterns.PatternMatcher.spans checks group overlaps pairwise (O(k^2) in matches)",
-}
-
 FAMILIES = {
     "separators between cjk": lambda n: "赌" + "".join("✨ *-_~"[i % 6] + "博" for i in range(n // 2)),
     "long run of one letter": lambda n: "a" * n,
@@ -194,9 +183,7 @@ FAMILIES = {
 }
 
 
-@pytest.mark.parametrize("family", [
-    pytest.param(f, marks=pytest.mark.xfail(reason=KNOWN_SLOW[f], strict=False)) if f in KNOWN_SLOW else f
-    for f in FAMILIES])
+@pytest.mark.parametrize("family", list(FAMILIES))
 def test_check_time_is_linear(moderator, family):
     make = FAMILIES[family]
     moderator.check(make(200))  # warm the fold tables and caches
@@ -287,12 +274,6 @@ PROBES = {
     "a b": lambda n: "a b " * (n // 4),
 }
 
-KNOWN_QUADRATIC = {
-    "features._EMAIL_RE": "no start guard: every position of a run of e-mail characters backtracks over the run",
-    "template_lint.TRAILING": "[...]+$ searched over a long run of trailing punctuation not at the end: O(n^2)",
-}
-
-
 def _regex_slowdowns(moderator) -> list[tuple[str, str, float, float]]:
     slow = []
     n = 1_000
@@ -323,12 +304,5 @@ def regex_slowdowns(moderator):
 
 
 def test_regex_audit_linear_on_adversarial_strings(regex_slowdowns):
-    new = [s for s in regex_slowdowns if s[0] not in KNOWN_QUADRATIC]
-    assert not new, "super-linear regexes: " + "; ".join(
-        f"{name} on {probe!r}: {t1 * 1000:.1f} -> {t4 * 1000:.1f} ms" for name, probe, t1, t4 in new)
-
-
-@pytest.mark.xfail(reason="known quadratic regexes (see KNOWN_QUADRATIC), reported in issue 8", strict=False)
-def test_known_quadratic_regexes_are_fixed(regex_slowdowns):
-    still = sorted({s[0] for s in regex_slowdowns if s[0] in KNOWN_QUADRATIC})
-    assert not still, still
+    assert not regex_slowdowns, "super-linear regexes: " + "; ".join(
+        f"{name} on {probe!r}: {t1 * 1000:.1f} -> {t4 * 1000:.1f} ms" for name, probe, t1, t4 in regex_slowdowns)
