@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from flask import current_app, g, request
 from sqlalchemy import select, update
 
+from app.store.db import unavailable
 from app.store.hotpath import HotPath, Tx, utc
 
 from app.api.problems import Problem
@@ -66,9 +67,15 @@ def verify_request() -> Principal:
     if _defers_nonce():
         # the view stores the nonce in its own write transaction (consume_nonce): one commit per
         # request; the key is only read here
-        row = hotpath().read(KEY_SQL, {"pk": public_key})
+        try:
+            row = hotpath().read(KEY_SQL, {"pk": public_key})
+        except Exception as exc:
+            if not unavailable(exc):
+                raise
+            return _verify_offline(exc, public_key, ts, nonce, signature, tolerance)
         key = _Key(*row) if row is not None else None
         _check_key(key, ts, nonce, signature)
+        _known_keys().remember(key)
         now = datetime.now(UTC)
         last = utc(key.last_used_at)
         stale = last is None or now - last > LAST_USED_RESOLUTION
@@ -85,6 +92,54 @@ def verify_request() -> Principal:
         if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
             key.last_used_at = now  # written at most once a minute, not on every request
         return Principal(key.id, key.public_key, key.account_id, key.role)
+
+
+class KnownKeys:
+    """Keys this process verified recently, for the pre-send check while the database is down:
+    the check then answers by SMSGUARD_PRESEND_FAIL_MODE (a reject saying why, or a degraded
+    allow) instead of failing the call. Nonces of such requests are kept in memory for the
+    signature window (per process: the database cannot be asked)."""
+
+    MAX_KEYS = 10_000
+
+    def __init__(self):
+        self.keys: dict[str, _Key] = {}
+        self.nonces: dict[tuple[str, str], float] = {}
+
+    def remember(self, key: "_Key") -> None:
+        if len(self.keys) >= self.MAX_KEYS and key.public_key not in self.keys:
+            self.keys.clear()
+        self.keys[key.public_key] = key
+
+    def fresh_nonce(self, public_key: str, nonce: str, window_s: int) -> bool:
+        now = time.time()
+        if len(self.nonces) > 100_000:
+            self.nonces = {k: t for k, t in self.nonces.items() if now - t < window_s}
+        if (public_key, nonce) in self.nonces:
+            return False
+        self.nonces[(public_key, nonce)] = now
+        return True
+
+
+def _known_keys() -> KnownKeys:
+    kk = current_app.extensions.get("smsguard.known_keys")
+    if kk is None:
+        kk = current_app.extensions["smsguard.known_keys"] = KnownKeys()
+    return kk
+
+
+def _verify_offline(exc: Exception, public_key: str, ts: str, nonce: str, signature: str,
+                    tolerance: int) -> Principal:
+    """The database is unreachable: verify against a key this process saw, or re-raise (503)."""
+    known = _known_keys()
+    key = known.keys.get(public_key)
+    if key is None:
+        raise exc
+    _check_key(key, ts, nonce, signature)
+    if not known.fresh_nonce(public_key, nonce, tolerance):
+        raise _unauthorized("this nonce was already used: a replayed request", "replayed_nonce")
+    g.pending_nonce = None  # nothing can be stored; the view answers by the fail mode
+    return Principal(key.id, key.public_key, key.account_id, key.role)
 
 
 def _check_key(key, ts: str, nonce: str, signature: str) -> None:
@@ -178,8 +233,13 @@ def finish_deferred_nonce(response):
         return response
     key_id, nonce, tolerance, _ = g.pending_nonce
     g.pending_nonce = None
-    with current_app.extensions["smsguard.db"].session(immediate=True) as s:
-        fresh = keys.remember_nonce(s, key_id, nonce, tolerance)
+    try:
+        with current_app.extensions["smsguard.db"].session(immediate=True) as s:
+            fresh = keys.remember_nonce(s, key_id, nonce, tolerance)
+    except Exception as exc:
+        if not unavailable(exc):
+            raise
+        return response  # the answer stands (it was decided by the fail mode); nothing to store
     if not fresh:
         from app.api.problems import problem_response
 

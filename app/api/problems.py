@@ -115,24 +115,6 @@ def out_of_range(exc: BaseException) -> bool:
 
 
 def database_unavailable(exc: BaseException) -> bool:
-    """The database is down, unreachable, locked past its busy timeout or out of pooled
-    connections (not a constraint violation or a bug in a statement). ``exc``: SQLAlchemy's
-    wrapper or the driver's own exception (the pre-send hot path uses the driver directly)."""
-    import sqlite3
+    from app.store.db import unavailable
 
-    from sqlalchemy import exc as sa_exc
-
-    if isinstance(exc, sa_exc.TimeoutError):  # QueuePool limit reached
-        return True
-    if isinstance(exc, sa_exc.DBAPIError):
-        if exc.connection_invalidated:
-            return True
-        exc = exc.orig
-    if isinstance(exc, sqlite3.OperationalError):
-        msg = str(exc).lower()
-        return any(w in msg for w in ("unable to open", "disk i/o", "locked", "readonly"))
-    try:
-        import psycopg
-    except ImportError:  # pragma: no cover
-        return False
-    return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError))
+    return unavailable(exc)

@@ -50,6 +50,7 @@ from app.engine import template_lint as tl
 from app.engine.types import Hit, Verdict
 from app.services.errors import Invalid, NotFound
 from app.store.hotpath import HotPath, json_value
+from app.store.db import unavailable
 
 log = logging.getLogger("smsguard.presend")
 
@@ -554,25 +555,6 @@ class _Static:
     window: Hit | None = None
 
 
-def _unreachable(exc: BaseException) -> bool:
-    """The database is down, unreachable or locked past the busy timeout (not a constraint or a
-    bug in a statement). ``exc``: SQLAlchemy's wrapper or the driver's own exception."""
-    import sqlite3
-
-    if getattr(exc, "connection_invalidated", False):
-        return True
-    orig = getattr(exc, "orig", None) or exc
-    try:
-        import psycopg
-
-        if isinstance(orig, (psycopg.OperationalError, psycopg.InterfaceError)):
-            return True
-    except ImportError:  # pragma: no cover
-        pass
-    if isinstance(orig, sqlite3.OperationalError):
-        msg = str(orig).lower()
-        return any(w in msg for w in ("unable to open", "disk i/o", "locked", "readonly", "malformed"))
-    return False
 
 
 class PresendService:
@@ -624,7 +606,7 @@ class PresendService:
         try:
             return self._check(req, pre, rcpt, at, message_id, before_write)
         except Exception as exc:
-            if not _unreachable(exc):
+            if not unavailable(exc):
                 raise
             log.error("pre-send check without the database (%s: %s): failing %s", type(exc).__name__,
                       str(exc).splitlines()[0] if str(exc) else "", self.fail_mode)

@@ -74,3 +74,27 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def unavailable(exc: BaseException) -> bool:
+    """The database is down, unreachable, locked past its busy timeout or out of pooled
+    connections (not a constraint violation or a bug in a statement). ``exc``: SQLAlchemy's
+    wrapper or the driver's own exception (the pre-send hot path uses the driver directly)."""
+    import sqlite3
+
+    from sqlalchemy import exc as sa_exc
+
+    if isinstance(exc, sa_exc.TimeoutError):  # QueuePool limit reached
+        return True
+    if isinstance(exc, sa_exc.DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        exc = exc.orig
+    if isinstance(exc, sqlite3.OperationalError):
+        msg = str(exc).lower()
+        return any(w in msg for w in ("unable to open", "disk i/o", "locked", "readonly", "malformed"))
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError))

@@ -95,15 +95,25 @@ def test_signed_calls_answer_503_problems_when_the_database_is_unreachable(kind,
     body = assert_problem(tenant.post("/v1/moderate", {"text": "你好"}), 503)
     assert body["reason"] == "database_unavailable"
     assert_problem(admin.get("/v1/accounts"), 503)
-    # the pre-send check: never a 500; fail closed (a 503 problem, or a reject that says why)
+    # the pre-send check answers by the fail mode (closed by default): a reject that says why
     r = tenant.post("/v1/messages/check", {"template_id": tid, "params": {"code": "654321"},
                                            "phone": "+8613800138001"})
-    if r.status_code == 200:
-        v = r.get_json()
-        assert v["verdict"] == "reject" and v["forced_by"] == "ACCT_PRESEND_UNAVAILABLE", v
-    else:
-        assert_problem(r, 503)
-        assert r.headers.get("Retry-After")
+    assert r.status_code == 200, r.get_data(as_text=True)[:300]
+    v = r.get_json()
+    assert v["verdict"] == "reject" and v["forced_by"] == "ACCT_PRESEND_UNAVAILABLE", v
+    # a replay is still refused while the database is down (nonces kept in memory meanwhile)
+    h = tenant.headers("POST", "/v1/messages/check", [], b'{"template_id": 1}')
+    first = tenant.client.post("/v1/messages/check", data=b'{"template_id": 1}', headers=h,
+                               content_type="application/json")
+    again = tenant.client.post("/v1/messages/check", data=b'{"template_id": 1}', headers=h,
+                               content_type="application/json")
+    assert first.status_code != 401 and again.status_code == 401
+    # a key this process never verified cannot be checked at all: 503, never a 500
+    stranger = tenant.headers("POST", "/v1/messages/check", [], b"{}")
+    stranger["X-Api-Key"] = "pk_never_seen_here"
+    r = tenant.client.post("/v1/messages/check", data=b"{}", headers=stranger, content_type="application/json")
+    assert_problem(r, 503)
+    assert r.headers.get("Retry-After")
     assert app.test_client().get("/readyz").status_code == 503
 
 
