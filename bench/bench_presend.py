@@ -134,6 +134,25 @@ def wait_ready(base: str, proc: subprocess.Popen, timeout: float = 60.0) -> None
     raise SystemExit("the server did not become ready")
 
 
+def cleanup(server, postgres_url: str | None, schema: str | None, tmp: Path, keep: bool) -> None:
+    """Stop the server's process group, drop the bench's PostgreSQL schema, remove the folder."""
+    if server is not None and server.poll() is None:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+    if schema:
+        import sqlalchemy as sa
+
+        with sa.create_engine(postgres_url, poolclass=sa.pool.NullPool).begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    if keep:
+        print(f"kept {tmp}")
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--duration", type=int, default=30, help="seconds of load (default 30)")
@@ -236,21 +255,7 @@ def main(argv=None) -> int:
               f"{'MET' if ok else 'NOT MET'}")
         rc = 0 if ok else 1
     finally:
-        if server is not None and server.poll() is None:
-            os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-        if schema:
-            import sqlalchemy as sa
-
-            with sa.create_engine(args.postgres, poolclass=sa.pool.NullPool).begin() as conn:
-                conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        if args.keep:
-            print(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        cleanup(server, args.postgres, schema, tmp, args.keep)
     return rc
 
 

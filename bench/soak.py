@@ -38,7 +38,6 @@ import json
 import os
 import platform
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
@@ -53,7 +52,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_presend import TEMPLATE, free_port, loadavg, prepare_database, wait_ready  # noqa: E402
+from bench_presend import TEMPLATE, cleanup, free_port, loadavg, prepare_database, wait_ready  # noqa: E402
 
 from app.services.keys import sign  # noqa: E402
 
@@ -464,21 +463,7 @@ def main(argv=None) -> int:
         stored_ok = (stored is None or stored >= acked_allow) and not missing_complaints
         rc = 0 if (not s["other_errors"] and mem_ok and stored_ok) else 1
     finally:
-        if server is not None and server.poll() is None:
-            os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-        if schema:
-            import sqlalchemy as sa
-
-            with sa.create_engine(args.postgres, poolclass=sa.pool.NullPool).begin() as conn:
-                conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        if args.keep:
-            print(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        cleanup(server, args.postgres, schema, tmp, args.keep)
     return rc
 
 

@@ -638,7 +638,6 @@ class PresendService:
                 st = self._static_checks(req, info, rcpt, at, pre)
             # 2, 3: template, signature, params (computed above)
             final = st.final
-            soft = list(st.soft)
             extra: list[Hit] = []
             # 4. opt-out
             if final is None and info.type in pre.opt_out_types:
