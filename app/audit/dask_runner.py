@@ -18,13 +18,12 @@ units are in flight.
 """
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 
 import fsspec
 
 from app.audit.readers import InputFile, iter_byte_range_lines, iter_raw_chunks, parse_chunk, parse_jsonl_lines
-from app.audit.work import JobSpec, UnitResult, process_items
+from app.audit.work import JobSpec, UnitResult, drain_in_order, process_items
 
 __all__ = ["DaskUnit", "plan_units", "run_dask"]
 
@@ -129,7 +128,6 @@ def run_dask(cfg, job: JobSpec, inputs: list[InputFile], sink, progress, version
         todo = units[sink.units_done:]
         nthreads = sum(client.nthreads().values()) or 1
         window = 2 * nthreads + 2
-        pending: deque = deque()
 
         def written(r: UnitResult) -> None:
             if tuple(r.versions) != tuple(versions):
@@ -140,18 +138,7 @@ def run_dask(cfg, job: JobSpec, inputs: list[InputFile], sink, progress, version
             if cfg.on_unit is not None:
                 cfg.on_unit(sink.units_done)
 
-        ok = False
-        try:
-            for u in todo:
-                pending.append(client.submit(run_unit, u, job, pure=False, key=f"smsguard-audit-{u.index}-{id(sink)}"))
-                while len(pending) >= window or (pending and pending[0].done()):
-                    written(pending.popleft().result())
-            while pending:
-                written(pending.popleft().result())
-            ok = True
-        finally:
-            if not ok:
-                for f in pending:
-                    f.cancel()
+        drain_in_order((client.submit(run_unit, u, job, pure=False, key=f"smsguard-audit-{u.index}-{id(sink)}")
+                        for u in todo), window, written)
     finally:
         client.close()

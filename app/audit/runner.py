@@ -25,7 +25,6 @@ import shutil
 import signal
 import sys
 import time
-from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +33,8 @@ from typing import Callable, Iterator
 from app.audit.compare import changes_path
 from app.audit.readers import FieldMap, InputError, InputFile, RawChunk, iter_raw_chunks, parse_chunk, resolve_inputs
 from app.audit.summary import Summary
-from app.audit.work import EngineSpec, JobSpec, UnitResult, engines, install_engines, process_items, resolve_model
+from app.audit.work import (EngineSpec, JobSpec, UnitResult, drain_in_order, engines, install_engines,
+                            process_items, resolve_model)
 
 __all__ = ["AuditConfig", "AuditError", "run_audit", "OutputSink", "summary_path", "work_dir"]
 
@@ -319,24 +319,13 @@ def _run_local(cfg: AuditConfig, job: JobSpec, inputs: list[InputFile], sink: Ou
     methods = mp.get_all_start_methods()
     ctx = mp.get_context("fork" if "fork" in methods else "spawn")
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_local_worker, initargs=(job,))
-    window = 2 * workers + 2
-    pending: deque = deque()
-    ok = False
     try:
-        for index, chunk, pos in units:
-            pending.append(pool.submit(_local_unit, index, chunk, pos))
-            while len(pending) >= window or (pending and pending[0].done()):
-                written(pending.popleft().result())
-        while pending:
-            written(pending.popleft().result())
-        ok = True
-    finally:
-        if not ok:
-            for f in pending:
-                f.cancel()
-            _stop_pool(pool)
-        else:
-            pool.shutdown(wait=True)
+        drain_in_order((pool.submit(_local_unit, i, chunk, pos) for i, chunk, pos in units),
+                       2 * workers + 2, written)
+    except BaseException:
+        _stop_pool(pool)
+        raise
+    pool.shutdown(wait=True)
 
 
 def _stop_pool(pool: ProcessPoolExecutor) -> None:

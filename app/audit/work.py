@@ -184,3 +184,23 @@ def resolve_model(value: str | os.PathLike | None) -> str | None:
     if s.strip().lower() in ("none", ""):
         return None
     return str(Path(s).resolve())
+
+
+def drain_in_order(futures, window: int, written) -> None:
+    """Consume ``futures`` (an iterator that submits lazily), keeping at most ``window`` in flight
+    and handing their results to ``written`` in submission order, so output stays in input order
+    and memory stays bounded. On any failure the futures still pending are cancelled."""
+    from collections import deque
+
+    pending: deque = deque()
+    try:
+        for fut in futures:
+            pending.append(fut)
+            while len(pending) >= window or (pending and pending[0].done()):
+                written(pending.popleft().result())
+        while pending:
+            written(pending.popleft().result())
+    except BaseException:
+        for f in pending:
+            f.cancel()
+        raise
