@@ -134,6 +134,30 @@ def wait_ready(base: str, proc: subprocess.Popen, timeout: float = 60.0) -> None
     raise SystemExit("the server did not become ready")
 
 
+def bench_database(postgres_url: str | None, tmp: Path, prefix: str) -> tuple[str, str | None]:
+    """(database URL, schema): a fresh schema of ``postgres_url``, else an SQLite file in tmp."""
+    if not postgres_url:
+        return f"sqlite:///{tmp / 'instance' / 'smsguard.db'}", None
+    import sqlalchemy as sa
+
+    schema = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with sa.create_engine(postgres_url, poolclass=sa.pool.NullPool).begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in postgres_url else "?"
+    url = f"{postgres_url}{sep}options=-csearch_path%3D{schema}"
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url, schema
+
+
+def server_env(tmp: Path, url: str, port: int, workers: int, log_level: str) -> dict:
+    """The environment of a `smsguard serve` for a bench: its own instance folder and metrics dir."""
+    return dict(os.environ, SMSGUARD_INSTANCE_DIR=str(tmp / "instance"), SMSGUARD_DATABASE_URL=url,
+                SMSGUARD_BIND=f"127.0.0.1:{port}", SMSGUARD_WORKERS=str(workers),
+                SMSGUARD_LOG_LEVEL=log_level, SMSGUARD_WATCH_RULES="1",
+                PROMETHEUS_MULTIPROC_DIR=str(tmp / "prom"))
+
+
 def cleanup(server, postgres_url: str | None, schema: str | None, tmp: Path, keep: bool) -> None:
     """Stop the server's process group, drop the bench's PostgreSQL schema, remove the folder."""
     if server is not None and server.poll() is None:
@@ -176,26 +200,10 @@ def main(argv=None) -> int:
         return 2
 
     tmp = Path(tempfile.mkdtemp(prefix="smsguard-bench-"))
-    schema = None
-    if args.postgres:
-        import sqlalchemy as sa
-
-        schema = f"bench_{uuid.uuid4().hex[:10]}"
-        admin = sa.create_engine(args.postgres, poolclass=sa.pool.NullPool)
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-        sep = "&" if "?" in args.postgres else "?"
-        url = f"{args.postgres}{sep}options=-csearch_path%3D{schema}"
-        if url.startswith("postgresql://"):
-            url = "postgresql+psycopg://" + url[len("postgresql://"):]
-    else:
-        url = f"sqlite:///{tmp / 'instance' / 'smsguard.db'}"
+    url, schema = bench_database(args.postgres, tmp, "bench")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = dict(os.environ, SMSGUARD_INSTANCE_DIR=str(tmp / "instance"), SMSGUARD_DATABASE_URL=url,
-               SMSGUARD_BIND=f"127.0.0.1:{port}", SMSGUARD_WORKERS=str(args.workers),
-               SMSGUARD_LOG_LEVEL=args.log_level, SMSGUARD_WATCH_RULES="1",
-               PROMETHEUS_MULTIPROC_DIR=str(tmp / "prom"))
+    env = server_env(tmp, url, port, args.workers, args.log_level)
     server = None
     rc = 1
     try:

@@ -43,7 +43,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,7 +51,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_presend import TEMPLATE, cleanup, free_port, loadavg, prepare_database, wait_ready  # noqa: E402
+from bench_presend import (  # noqa: E402
+    TEMPLATE, bench_database, cleanup, free_port, loadavg, prepare_database, server_env, wait_ready)
 
 from app.services.keys import sign  # noqa: E402
 
@@ -330,26 +330,11 @@ def main(argv=None) -> int:
     kill_at = args.duration / 2 + args.sample / 2 if args.kill_at is None else args.kill_at
 
     tmp = Path(tempfile.mkdtemp(prefix="smsguard-soak-"))
-    schema = None
-    if args.postgres:
-        import sqlalchemy as sa
-
-        schema = f"soak_{uuid.uuid4().hex[:10]}"
-        with sa.create_engine(args.postgres, poolclass=sa.pool.NullPool).begin() as conn:
-            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-        sep = "&" if "?" in args.postgres else "?"
-        url = f"{args.postgres}{sep}options=-csearch_path%3D{schema}"
-        if url.startswith("postgresql://"):
-            url = "postgresql+psycopg://" + url[len("postgresql://"):]
-    else:
-        url = f"sqlite:///{tmp / 'instance' / 'smsguard.db'}"
+    url, schema = bench_database(args.postgres, tmp, "soak")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     path = "/v1/messages/check" if args.endpoint == "check" else "/v1/moderate"
-    env = dict(os.environ, SMSGUARD_INSTANCE_DIR=str(tmp / "instance"), SMSGUARD_DATABASE_URL=url,
-               SMSGUARD_BIND=f"127.0.0.1:{port}", SMSGUARD_WORKERS=str(args.workers),
-               SMSGUARD_LOG_LEVEL=args.log_level, SMSGUARD_WATCH_RULES="1",
-               PROMETHEUS_MULTIPROC_DIR=str(tmp / "prom"))
+    env = server_env(tmp, url, port, args.workers, args.log_level)
     server = None
     rc = 1
     try:

@@ -7,6 +7,7 @@ from flask import Flask, Response, current_app, json, request
 from werkzeug.exceptions import HTTPException
 
 from app.services.errors import ServiceError
+from app.store.db import unavailable
 
 PROBLEM_TYPE = "/docs/problems#{}"
 TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found",
@@ -84,7 +85,7 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
-        if database_unavailable(exc):
+        if unavailable(exc):
             log.error("database unavailable on %s %s: %s: %s", request.method, request.path,
                       type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
             return problem_response(503, "the database is unavailable; nothing was done, try again shortly",
@@ -112,9 +113,3 @@ def out_of_range(exc: BaseException) -> bool:
     except ImportError:  # pragma: no cover
         return False
     return isinstance(exc, errors.NumericValueOutOfRange)
-
-
-def database_unavailable(exc: BaseException) -> bool:
-    from app.store.db import unavailable
-
-    return unavailable(exc)

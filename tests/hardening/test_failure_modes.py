@@ -131,7 +131,7 @@ def test_problems_classify_database_errors():
 
     from sqlalchemy import exc as sa_exc
 
-    from app.api.problems import database_unavailable
+    from app.store.db import unavailable as database_unavailable
 
     assert database_unavailable(sqlite3.OperationalError("unable to open database file"))
     assert database_unavailable(sqlite3.OperationalError("database is locked"))
