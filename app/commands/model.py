@@ -54,14 +54,21 @@ def train(out: Path, seed: int, train_dir, data_dir, rules_dir) -> None:
               default=PROJECT_ROOT / "rules", show_default=True, help="rules for --engine")
 @click.option("--choose-thresholds", "choose", is_flag=True,
               help="re-choose the thresholds on validation and rewrite metadata.json and MODEL_CARD.md")
-def evaluate(model_dir: Path, train_dir, data_dir, engine: bool, rules_dir: Path, choose: bool) -> None:
+@click.option("--exclude-val-of", "exclude_val_of", type=int, default=None, metavar="SEED",
+              help="leave out validation rows that the split with this seed also holds out (a clean estimate "
+                   "for a model trained with another seed)")
+def evaluate(model_dir: Path, train_dir, data_dir, engine: bool, rules_dir: Path, choose: bool,
+             exclude_val_of: int | None) -> None:
     """Evaluate a model on its validation split: per-category P/R/F1, false rejects, confusion."""
     from app.engine.classifier import ModelMismatchError
     from app.training.evaluate import evaluate_model, table_lines
 
+    if choose and exclude_val_of is not None:
+        raise click.UsageError("--choose-thresholds cannot be combined with --exclude-val-of")
     try:
         report = evaluate_model(model_dir, train_dir=train_dir, data_dir=data_dir, progress=_progress,
-                                log=lambda m: click.echo(m, err=True), engine_rules=rules_dir if engine else None, choose=choose)
+                                log=lambda m: click.echo(m, err=True), engine_rules=rules_dir if engine else None,
+                                choose=choose, exclude_val_of=exclude_val_of)
     except ModelMismatchError as exc:
         raise click.ClickException(str(exc)) from None
     for line in table_lines(report):

@@ -110,26 +110,42 @@ class Moderator:
             hits.extend(extra_hits)
         return rs.policy.decide(hits, rs.version, self.model_version)
 
-    def check_batch(self, texts: Sequence[str], account_lists: CustomLists | None = None) -> list[Verdict]:
-        """Verdicts for many messages of one account; the classifier runs once per batch."""
-        rs = self._manager.current
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The classifier's labels (the order of its probabilities); () without a model."""
+        return self._labels
+
+    def evidence_batch(self, texts: Sequence[str], account_lists: CustomLists | None = None,
+                       rs: RuleSet | None = None):
+        """(normalized text, keyword + pattern hits, class probabilities or None) per message,
+        before the policy: what check_batch decides on (evaluation replays it under other
+        thresholds)."""
+        rs = rs or self._manager.current
         acct = rs.keywords.compile_account(account_lists) if account_lists is not None else None
         norms = [normalize(t) for t in texts]
         clf = self.classifier
-        probs = None
-        if clf is not None and norms:
-            probs = clf.predict_batch([n.text for n in norms])
-        model_version = self.model_version
-        out: list[Verdict] = []
+        probs = clf.predict_batch([n.text for n in norms]) if clf is not None and norms else None
+        out = []
         for i, norm in enumerate(norms):
             hits = rs.keywords.match(norm, acct)
             pat = rs.patterns.match(norm)
             if pat:
                 hits.extend(pat)
+            out.append((norm.text, hits, None if probs is None else probs[i]))
+        return out
+
+    def check_batch(self, texts: Sequence[str], account_lists: CustomLists | None = None) -> list[Verdict]:
+        """Verdicts for many messages of one account; the classifier runs once per batch."""
+        rs = self._manager.current
+        policy = rs.policy
+        clf = self.classifier
+        model_version = self.model_version
+        out: list[Verdict] = []
+        for text, hits, probs in self.evidence_batch(texts, account_lists, rs):
             if probs is not None:
-                hits.extend(rs.policy.classifier_hits(
-                    self._labels, probs[i], lambda label, _t=norm.text: clf.explain(_t, label, k=5)))
-            out.append(rs.policy.decide(hits, rs.version, model_version))
+                hits.extend(policy.classifier_hits(
+                    self._labels, probs, lambda label, _t=text: clf.explain(_t, label, k=5)))
+            out.append(policy.decide(hits, rs.version, model_version))
         return out
 
     # --------------------------------------------------------------------------- status

@@ -31,6 +31,7 @@ from app.engine.classifier import LABELS, Classifier, save_model
 from app.engine.features import FEATURES_VERSION, Analyzer
 from app.training import dataset as ds
 from app.training.augment import synthetic_notifications
+from app.training.evaluate import REJECT_FLOOR, REVIEW_BUDGET, REVIEW_FLOOR, TARGET_FRR
 from app.training.split import split_rows
 
 DEFAULTS = dict(
@@ -50,10 +51,10 @@ DEFAULTS = dict(
     social_neg_weight=0.5,
     fbs_weight=2.0,
     max_val_group=5,
-    threshold_target_frr=0.002,
-    reject_floor=0.4,
-    review_budget=0.03,
-    review_floor=0.2,
+    threshold_target_frr=TARGET_FRR,
+    reject_floor=REJECT_FLOOR,
+    review_budget=REVIEW_BUDGET,
+    review_floor=REVIEW_FLOOR,
 )
 
 
@@ -206,10 +207,10 @@ def train_model(out_dir: Path, seed: int = 13, train_dir: Path | None = None, da
     P_va = 1 / (1 + np.exp(-(np.asarray(X_va @ W) + B)))
     val_rows = [rows[i] for i in va]
     trained = [heads[lab].get("trained", False) for lab in LABELS]
-    thresholds = ev.choose_thresholds(P_va, Y_va, val_rows, trained=trained, target_frr=params["threshold_target_frr"],
-                                      reject_floor=params["reject_floor"], review_budget=params["review_budget"],
-                                      review_floor=params["review_floor"])
-    report = ev.evaluate_predictions(P_va, Y_va, val_rows, thresholds)
+    choose_kw = ev.choose_kwargs(params, trained)
+    thresholds = ev.choose_thresholds(P_va, Y_va, val_rows, **choose_kw)
+    report = ev.evaluate_predictions(P_va, Y_va, val_rows, thresholds, groups=sp.groups[va], seed=seed,
+                                     choose_kw=choose_kw)
     import joblib
     import scipy
     import sklearn

@@ -60,6 +60,20 @@ def test_fake_classifier_integration(rules_dir, fake_classifier):
         m.close()
 
 
+def test_evidence_batch_is_what_check_batch_decides_on(rules_dir, fake_classifier):
+    # evaluation replays this evidence under other thresholds: it must give check_batch's verdicts
+    m = Moderator(RuleSetManager(rules_dir, watch=False), classifier=fake_classifier({"gambling": 0.9}))
+    try:
+        texts = ["今晚 一起玩", "百家乐", "加威信领取", ""]
+        policy = m.ruleset.policy
+        replay = [policy.decide(hits + policy.classifier_hits(m.labels, probs)).verdict
+                  for _t, hits, probs in m.evidence_batch(texts)]
+        assert replay == [v.verdict for v in m.check_batch(texts)] == ["review", "reject", "review", "review"]
+        assert m.evidence_batch(["百家乐"])[0][0] == "百家乐" and m.labels == ("gambling", "fraud", "marketing")
+    finally:
+        m.close()
+
+
 def test_classifier_reject_threshold(rules_dir, fake_classifier):
     m = Moderator(RuleSetManager(rules_dir, watch=False), classifier=fake_classifier({"gambling": 0.99}))
     try:
