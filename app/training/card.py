@@ -20,8 +20,16 @@ WEAKNESSES = [
     "Validation is in-distribution: the split is held out per source and near-duplicate-free, but every "
     "validation row comes from the same corpora as training. Expect lower recall and more false flags on "
     "traffic that looks like none of them; the keyword rules carry the categories the corpora lack.",
-    "Thresholds were chosen on the same validation split the metrics are reported on, so the headline "
-    "numbers are optimistic by the usual threshold-selection bias.",
+    "Thresholds were chosen on the same validation split the metrics are reported on; the cross-fitted "
+    "figures (thresholds from the other half of validation) measure that bias. A second bias is not "
+    "measured by them: the project lead read the previous model's misses on this split (seed 13) before "
+    "writing keyword terms and the briefs for data/zh_escort, zh_fake_documents and zh_gambling. "
+    "docs/evaluation.md reports a model trained with seed 29 and scored on its validation rows minus every "
+    "row of the seed-13 validation split (rows nobody inspected): read those figures as the estimate for "
+    "unseen traffic.",
+    "`fraud` rejects on the classifier only from a high probability (~0.7): within the false-reject "
+    "budget, bank news and bank notices among spam800k \"normal\" rows cost too much lower down. Phishing "
+    "is rejected mainly by the keyword rules and the classifier's score; the rest of fraud goes to review.",
     "Ordinary notifications: no corpus has a single real brand-signed notification (verification codes, "
     "bank alerts), while 1,300 fake-base-station rows impersonate banks. Before the synthetic notification "
     "templates (app/training/augment.py) \"【中国银行】验证码639152\" scored fraud 1.0; now 0.08. Notification "
@@ -31,20 +39,28 @@ WEAKNESSES = [
     "(hate never rejects, rumor rarely): both feed the review band, where their recall is ~0.8.",
     "`cult_superstition`, `violence_terror` and `abuse` have no corpus at all: these heads rest on the "
     "project's hand-written data/ examples (a few hundred each) and miss phrasings nobody wrote; the "
-    "hand-written hard negatives are still rejected ~4% of the time (e.g. a parent warning about a fortune "
+    "hand-written hard negatives in validation are still rejected 2-5% of the time (e.g. a parent warning about a fortune "
     "teller scores cult_superstition). Keyword rules are the primary detector there.",
-    "English: the prohibited heads learnt English from a few hundred data/ rows each; ~1.3% of UCI "
+    "English: the prohibited heads learnt English from a few hundred data/ rows each; ~1.8% of UCI "
     "ordinary English SMS are rejected (\"hey babe ... up for a visit?\" as pornography, a loan between "
     "friends as fraud). The UCI \"spam\" (incl. prize and premium-rate scams) is labelled marketing, so "
     "English prize scams can score marketing rather than fraud.",
     "Label noise: fbs FR_Financial (stock and fund ads labelled fraud) and spam800k \"normal\" rows holding "
     "spam; fbs \"marketing\" holds task-brushing scams (刷单). The marketing/fraud boundary inherits it, and "
-    "~1.4% of marketing-only messages are rejected at the proposed thresholds.",
-    "Escort ads: 76 fbs rows plus data/; positives are up-weighted, but pornography has the lowest "
-    "precision/recall of the SMS categories and unusual euphemisms are likely missed.",
+    "~1% of marketing-only messages are rejected at the chosen thresholds.",
+    "Escort ads: 76 fbs rows plus 283 written ones (data/zh_escort.jsonl) and the English data/ rows; "
+    "pornography is still the SMS category with the fewest real examples, and euphemisms nobody wrote "
+    "are likely missed (short \"hint + contact\" ads mostly land in review).",
     "Character n-grams make the model robust to separators and traditional characters (both handled by "
     "normalize()), but homophone substitutions and pinyin (菠菜 for 博彩) are left to the keyword rules.",
 ]
+
+
+def _crossfit_line(cf: dict | None, what: str) -> list[str]:
+    if not cf:
+        return []
+    return [f"- cross-fitted ({what}; thresholds chosen on one half of validation, measured on the other): "
+            f"normals rejected {cf['normal_false_reject_rate']:.3%}, fbs target recall {cf['fbs_target_recall']:.3f}"]
 
 
 def write_model_card(out_dir: Path, meta: dict, report: dict) -> None:
@@ -105,8 +121,11 @@ def write_model_card(out_dir: Path, meta: dict, report: dict) -> None:
         "", "## Metrics (validation split, classifier alone)", "",
         f"- normal false-reject rate: **{s['normal_false_reject_rate']:.3%}** of {s['normal_rows']} normal messages "
         f"(SMS corpora only: {s['sms_normal_false_reject_rate']:.3%}); normal review rate {s['normal_review_rate']:.2%}",
-        f"- fake-base-station prohibited recall (gambling, escort, fake invoices/IDs, phishing/fraud, propaganda): "
-        f"**{s['fbs_prohibited_recall']:.3f}** of {s['fbs_prohibited_rows']} (at review: {s['fbs_prohibited_recall_at_review']:.3f})",
+        f"- fake-base-station target recall (gambling, escort, fake invoices/IDs, phishing, propaganda): "
+        f"**{s['fbs_target_recall']:.3f}** of {s['fbs_target_rows']} (at review: {s['fbs_target_recall_at_review']:.3f}); "
+        f"all fbs prohibited rows (fund ads and fragments labelled fraud too): {s['fbs_prohibited_recall']:.3f} "
+        f"of {s['fbs_prohibited_rows']}",
+        *_crossfit_line(s.get("crossfit"), "classifier"),
         f"- marketing-only messages rejected: {s['marketing_only_false_reject_rate']:.3%}", "",
         "| category | support | precision | recall | F1 | recall at review | review | reject |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
@@ -115,13 +134,21 @@ def write_model_card(out_dir: Path, meta: dict, report: dict) -> None:
         t = th.get(lab, {})
         lines.append(f"| {lab} | {m['support']} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | "
                      f"{m['recall_at_review']:.3f} | {t.get('review', t.get('flag', ''))} | {t.get('reject', 'informational')} |")
+    eng = report.get("engine")
+    if eng:
+        lines += ["", "## Metrics (validation split, full engine: keywords + patterns + classifier + rules/policy.yaml)", "",
+                  f"- normal messages rejected: **{eng['normal_false_reject_rate']:.3%}**, sent to review "
+                  f"{eng['normal_review_rate']:.2%}",
+                  f"- fake-base-station target recall: **{eng['fbs_target_recall']:.3f}** of {eng['fbs_target_rows']} "
+                  f"(flagged: {eng['fbs_target_recall_at_review']:.3f}); all fbs prohibited rows {eng['fbs_prohibited_recall']:.3f}",
+                  *_crossfit_line(eng.get("crossfit"), "full engine")]
     untrained = [k for k, v in meta.get("heads", {}).items() if not v.get("trained")]
-    lines += ["", "Full tables (by source, fbs by category, confusion): EVALUATION.md.", ""]
+    lines += ["", "Full tables (by source, fbs by corpus label, confusion): EVALUATION.md.", ""]
     if untrained:
         lines += [f"Heads without training data (probability ~0, keyword rules only): {', '.join(untrained)}.", ""]
     lines += ["## Known weaknesses", ""] + [f"- {w}" for w in WEAKNESSES] + [
         "", "## Reproduce", "", "    smsguard train --out models/" + str(meta.get("name")) + f" --seed {meta.get('seed')}",
-        "    smsguard evaluate --model models/" + str(meta.get("name")), "",
+        "    smsguard evaluate --engine --model models/" + str(meta.get("name")), "",
         f"Library versions: {', '.join(f'{k} {v}' for k, v in meta.get('versions', {}).items())}. "
         f"Normalizer: {meta.get('normalizer')}. Model file {meta.get('model_bytes', 0) / 1e6:.1f} MB.", ""]
     (Path(out_dir) / "MODEL_CARD.md").write_text("\n".join(lines), encoding="utf-8")
