@@ -28,7 +28,8 @@ review >= ``REVIEW_FLOOR``.
 Thresholds chosen on the validation split flatter the figures measured on it. ``crossfit``
 measures what that costs: the validation rows are cut in two halves (near-duplicate groups kept
 whole, stratified by source and label set), thresholds are chosen on one half and applied to
-the other, both ways; the "cross-fitted" figures are the honest estimate for unseen data.
+the other, both ways: the "cross-fitted" figures are free of that bias (not of any tuning done
+by reading the split's misses: docs/evaluation.md, ``--exclude-val-of``).
 """
 from __future__ import annotations
 

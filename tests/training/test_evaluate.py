@@ -90,3 +90,13 @@ def test_policy_with_thresholds_replaces_classifier_bands_but_keeps_never_reject
     assert new.thresholds_for("hate") == ClassifierThresholds(0.5, 0.7, None)
     assert new.thresholds_for("gambling") == ClassifierThresholds(0.2, 0.2, 0.35)
     assert pol.thresholds_for("gambling").reject == 0.5  # the original is untouched
+
+
+def test_exclude_val_of_cannot_rechoose_thresholds(tmp_path):
+    # thresholds re-chosen on a subset would be written into the shipped metadata: refused up front
+    from click.testing import CliRunner
+
+    from app.cli import cli
+
+    r = CliRunner().invoke(cli, ["evaluate", "--model", str(tmp_path), "--choose-thresholds", "--exclude-val-of", "13"])
+    assert r.exit_code == 2 and "--choose-thresholds cannot be combined with --exclude-val-of" in r.output
