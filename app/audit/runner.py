@@ -64,6 +64,7 @@ class AuditConfig:
     compare_model: str | None = None  # a path or "none"
     scheduler: str | None = None
     dask_block_bytes: int = 32 << 20
+    dask_stream_items: int = 20_000  # lines/rows per Dask task for compressed and CSV inputs
     progress: bool | None = None  # None: a bar when stderr is a terminal
     resume: bool = True
     on_unit: Callable[[int], None] | None = None  # called with the units-done count (tests, hooks)
@@ -408,6 +409,8 @@ def run_audit(cfg: AuditConfig) -> Summary:
     out = Path(cfg.out)
     if cfg.batch_size < 1:
         raise AuditError("--batch-size must be at least 1")
+    if cfg.dask_stream_items < 1:
+        raise AuditError("--stream-items must be at least 1")
     _check_output(out, cfg.report)
     try:
         inputs = resolve_inputs(list(cfg.inputs), cfg.fmt)
@@ -424,7 +427,7 @@ def run_audit(cfg: AuditConfig) -> Summary:
         from app.audit.work import expected_versions
 
         versions = expected_versions(job)
-        scheme = f"dask:{cfg.dask_block_bytes}"
+        scheme = f"dask:{cfg.dask_block_bytes}:{cfg.dask_stream_items}"
     else:
         try:
             mod, cmp = engines(job)

@@ -74,6 +74,8 @@ def _record_end(rec, status: str, summary=None) -> None:
 @click.option("--scheduler", default=None, metavar="tcp://HOST:PORT", help="run on this Dask scheduler")
 @click.option("--block-size", "block_size", type=click.IntRange(min=1 << 16), default=32 << 20, show_default=True,
               help="Dask: bytes of plain JSON lines per task")
+@click.option("--stream-items", "stream_items", type=click.IntRange(min=1), default=20_000, show_default=True,
+              help="Dask: lines or rows per task of compressed and CSV inputs (read by the client)")
 @click.option("--compare-rules", type=click.Path(exists=True, file_okay=False), default=None,
               help="what-if: list the verdicts these rules would change")
 @click.option("--compare-model", default=None, metavar="DIR|none", help="what-if: list the verdicts this model would change")
@@ -87,7 +89,7 @@ def _record_end(rec, status: str, summary=None) -> None:
 @click.option("--changes-shown", type=click.IntRange(min=0), default=20, show_default=True,
               help="what-if: changed verdicts printed at the end (all are in the .changes.jsonl file)")
 def audit(inputs, out, report, fmt, text_field, id_field, account_field, time_field, workers, scheduler, block_size,
-          compare_rules, compare_model, rules_dir, model_dir, batch_size, no_resume, changes_shown) -> None:
+          stream_items, compare_rules, compare_model, rules_dir, model_dir, batch_size, no_resume, changes_shown) -> None:
     """Audit sent logs (JSON lines or CSV, plain or compressed, local or any fsspec URL):
     one finding per message in --out, a summary at the end, optionally an HTML report.
     An interrupted run resumes where it stopped when started again with the same arguments."""
@@ -103,7 +105,7 @@ def audit(inputs, out, report, fmt, text_field, id_field, account_field, time_fi
         workers=workers, batch_size=batch_size, rules_dir=rules_dir,
         model_dir=model_dir if model_dir is not None else "default",
         compare_rules=compare_rules, compare_model=compare_model, scheduler=scheduler,
-        dask_block_bytes=block_size, resume=not no_resume,
+        dask_block_bytes=block_size, dask_stream_items=stream_items, resume=not no_resume,
         log=lambda m: click.echo(m, err=True),
     )
     rec = _record_start(inputs, out)

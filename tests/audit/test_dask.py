@@ -37,22 +37,48 @@ def _summary(out):
 def test_dask_gives_the_same_findings_as_local(tmp_path, config, cluster):
     rows = rows_for(sample_texts(150))
     # a plain JSON-lines file cut into several byte ranges, with malformed and blank lines
-    # (line numbers must survive the cut), a gzip file (one task) and a CSV file (one task)
+    # (line numbers must survive the cut), a gzip file and a CSV file that the client streams in
+    # chunks of 8 lines / rows, one task each
     plain = write_jsonl(tmp_path / "a.jsonl", rows[:90], extra_lines={5: "{bad", 33: "", 34: "[1]", 70: "nope"})
     gz = write_jsonl(tmp_path / "b.jsonl.gz", rows[90:120], gz=True, extra_lines={3: "{bad too"})
     csvp = write_csv(tmp_path / "c.csv", rows[120:])
     inputs = [plain, gz, csvp]
 
     local = run_audit(config(inputs, out=tmp_path / "local.jsonl", batch_size=16))
-    d = run_audit(config(inputs, out=tmp_path / "dask.jsonl", batch_size=16,
-                         scheduler=cluster.scheduler_address, dask_block_bytes=2048))
+    units = []
+    d = run_audit(config(inputs, out=tmp_path / "dask.jsonl", batch_size=16, scheduler=cluster.scheduler_address,
+                         dask_block_bytes=2048, dask_stream_items=8, on_unit=units.append))
     assert plain.stat().st_size > 4 * 2048  # really cut into ranges
+    ranges = -(-plain.stat().st_size // 2048)
+    # 31 gzip lines (one malformed) and 30 CSV rows in chunks of 8: 4 tasks each
+    assert units == list(range(1, ranges + 4 + 4 + 1))
     assert (tmp_path / "dask.jsonl").read_bytes() == (tmp_path / "local.jsonl").read_bytes()
     assert len(read_findings(tmp_path / "dask.jsonl")) == 150
     assert d.malformed == local.malformed
     assert [(m["file"], m["line"]) for m in d.malformed] == [("a.jsonl", 6), ("a.jsonl", 37), ("a.jsonl", 74),
                                                             ("b.jsonl.gz", 4)]
     assert _summary(tmp_path / "dask.jsonl") == _summary(tmp_path / "local.jsonl")
+
+
+def test_interrupted_dask_run_resumes_inside_a_streamed_file(tmp_path, config, cluster):
+    rows = rows_for(sample_texts(60))
+    gz = write_jsonl(tmp_path / "log.jsonl.gz", rows, gz=True, extra_lines={20: "{bad"})
+    ref = run_audit(config([gz], out=tmp_path / "local.jsonl", batch_size=16))
+    out = tmp_path / "dask.jsonl"
+    kw = dict(out=out, scheduler=cluster.scheduler_address, dask_stream_items=10)
+
+    def stop_after_3(done):
+        if done >= 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_audit(config([gz], on_unit=stop_after_3, **kw))
+    assert not out.exists()  # whole or nothing
+    resumed = []
+    s = run_audit(config([gz], on_unit=resumed.append, **kw))
+    assert resumed == [4, 5, 6, 7]  # 61 lines in chunks of 10: units 4-7 were left
+    assert out.read_bytes() == (tmp_path / "local.jsonl").read_bytes()
+    assert s.messages == ref.messages == 60 and s.malformed == ref.malformed
 
 
 def test_dask_unreachable_scheduler_is_a_one_line_error(tmp_path, config):
