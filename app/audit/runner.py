@@ -52,8 +52,8 @@ class Interrupted(Exception):
 @dataclass
 class AuditConfig:
     inputs: list[str]
-    out: Path
-    report: Path | None = None
+    out: Path | str  # a local path or an fsspec URL (staged locally, uploaded at the end)
+    report: Path | str | None = None
     fmt: str = "auto"
     fields: FieldMap = field(default_factory=FieldMap)
     workers: int | None = None  # None: os.cpu_count(); 0: in the calling process
@@ -406,12 +406,12 @@ def run_audit(cfg: AuditConfig) -> Summary:
     (or SIGTERM) leaves a checkpoint and no output."""
     from app.audit.compare import describe
 
-    out = Path(cfg.out)
     if cfg.batch_size < 1:
         raise AuditError("--batch-size must be at least 1")
     if cfg.dask_stream_items < 1:
         raise AuditError("--stream-items must be at least 1")
-    _check_output(out, cfg.report)
+    out, report, uploads = _local_outputs(cfg)
+    _check_output(out, report)
     try:
         inputs = resolve_inputs(list(cfg.inputs), cfg.fmt)
     except InputError as exc:
@@ -475,7 +475,7 @@ def run_audit(cfg: AuditConfig) -> Summary:
     sink.summary.meta.update({
         "inputs": [i.url for i in inputs],
         "inputs_count": len(inputs),
-        "output": str(out),
+        "output": str(cfg.out),
         "ruleset_version": versions[0],
         "model_version": versions[1],
         "compare": describe(cfg.compare_rules, cfg.compare_model) if compare else None,
@@ -486,12 +486,49 @@ def run_audit(cfg: AuditConfig) -> Summary:
         "resumed_units": skip,
     })
     report_fn = None
-    if cfg.report is not None:
+    if report is not None:
         from app.audit.report import write_report
 
         report_fn = write_report
-    sink.finish(cfg.report, report_fn)
+    sink.finish(report, report_fn)
+    if uploads:
+        from app.audit.remote import upload
+
+        try:
+            upload(uploads)
+        except OSError as exc:
+            raise AuditError(str(exc)) from None
     return sink.summary
+
+
+def _local_outputs(cfg: AuditConfig) -> tuple[Path, Path | None, list[tuple[Path, str]]]:
+    """(findings path, report path, uploads): outputs given as URLs are written to a staging
+    folder first (app/audit/remote.py) and uploaded in this order at the end."""
+    from app.audit.remote import check_writable, is_url, sibling, staging_path
+
+    if not (is_url(cfg.out) or is_url(cfg.report)):
+        return Path(cfg.out), (Path(cfg.report) if cfg.report is not None else None), []
+    from app.config import Settings
+
+    instance = Settings.from_env().instance_dir
+    for url in (cfg.out, cfg.report):
+        if is_url(url):
+            try:
+                check_writable(str(url))
+            except ValueError as exc:
+                raise AuditError(str(exc)) from None
+    out = staging_path(str(cfg.out), instance) if is_url(cfg.out) else Path(cfg.out)
+    report = (staging_path(str(cfg.report), instance) if is_url(cfg.report)
+              else Path(cfg.report) if cfg.report is not None else None)
+    uploads: list[tuple[Path, str]] = []
+    if is_url(cfg.out):
+        uploads += [(summary_path(out), sibling(str(cfg.out), summary_path(out).name)),
+                    (changes_path(out), sibling(str(cfg.out), changes_path(out).name))]
+    if is_url(cfg.report):
+        uploads.append((report, str(cfg.report)))
+    if is_url(cfg.out):
+        uploads.append((out, str(cfg.out)))  # last: whoever sees the findings sees the rest
+    return out, report, uploads
 
 
 def _main_thread() -> bool:

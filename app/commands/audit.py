@@ -60,9 +60,10 @@ def _record_end(rec, status: str, summary=None) -> None:
 
 @click.command("audit")
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
-@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="findings file (JSON lines), written whole at the end")
-@click.option("--report", "report", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--out", "out", required=True, metavar="PATH|URL",
+              help="findings file (JSON lines), written whole at the end; an fsspec URL (s3://...) is "
+                   "written locally and uploaded at the end")
+@click.option("--report", "report", default=None, metavar="PATH|URL",
               help="also write a self-contained HTML report")
 @click.option("--format", "fmt", type=click.Choice(["auto", "jsonl", "csv"]), default="auto", show_default=True)
 @click.option("--text-field", default="text", show_default=True)
@@ -95,7 +96,14 @@ def audit(inputs, out, report, fmt, text_field, id_field, account_field, time_fi
     An interrupted run resumes where it stopped when started again with the same arguments."""
     from app.audit.compare import changes_path, read_changes
     from app.audit.readers import FieldMap
+    from app.audit.remote import is_url, sibling
     from app.audit.runner import AuditConfig, AuditError, run_audit, summary_path
+
+    out = out if is_url(out) else Path(out)
+    report = report if report is None or is_url(report) else Path(report)
+
+    def beside(name_of):  # the summary / changes file next to the findings, path or URL
+        return sibling(out, name_of(Path(out.rsplit("/", 1)[-1])).name) if is_url(out) else name_of(out)
 
     if compare_model is not None and compare_model.strip().lower() != "none" and not Path(compare_model).is_dir():
         raise click.ClickException(f"compare model directory not found: {compare_model}")
@@ -127,10 +135,10 @@ def audit(inputs, out, report, fmt, text_field, id_field, account_field, time_fi
     _record_end(rec, "done", summary)
     for line in summary.lines():
         click.echo(line)
-    click.echo(f"findings: {out}  summary: {summary_path(out)}" + (f"  report: {report}" if report else ""))
+    click.echo(f"findings: {out}  summary: {beside(summary_path)}" + (f"  report: {report}" if report else ""))
     if summary.meta.get("compare"):
-        cp = changes_path(out)
-        shown = read_changes(cp, changes_shown) if changes_shown else []
+        cp = beside(changes_path)
+        shown = read_changes(cp, changes_shown) if changes_shown and not is_url(out) else []
         for ch in shown:
             b, a = ch["before"], ch["after"]
             text = ch["text"] if len(ch["text"]) <= 60 else ch["text"][:59] + "…"
