@@ -501,10 +501,20 @@ def run_audit(cfg: AuditConfig) -> Summary:
     return sink.summary
 
 
+def beside(out: Path | str, name_of: Callable[[Path], Path]) -> Path | str:
+    """The file ``name_of`` (summary_path, changes_path) names next to the findings ``out``, a
+    local path or an fsspec URL."""
+    from app.audit.remote import is_url, sibling
+
+    if is_url(out):
+        return sibling(str(out), name_of(Path(str(out).rsplit("/", 1)[-1])).name)
+    return name_of(Path(out))
+
+
 def _local_outputs(cfg: AuditConfig) -> tuple[Path, Path | None, list[tuple[Path, str]]]:
     """(findings path, report path, uploads): outputs given as URLs are written to a staging
     folder first (app/audit/remote.py) and uploaded in this order at the end."""
-    from app.audit.remote import check_writable, is_url, sibling, staging_path
+    from app.audit.remote import check_writable, is_url, staging_path
 
     if not (is_url(cfg.out) or is_url(cfg.report)):
         return Path(cfg.out), (Path(cfg.report) if cfg.report is not None else None), []
@@ -522,8 +532,7 @@ def _local_outputs(cfg: AuditConfig) -> tuple[Path, Path | None, list[tuple[Path
               else Path(cfg.report) if cfg.report is not None else None)
     uploads: list[tuple[Path, str]] = []
     if is_url(cfg.out):
-        uploads += [(summary_path(out), sibling(str(cfg.out), summary_path(out).name)),
-                    (changes_path(out), sibling(str(cfg.out), changes_path(out).name))]
+        uploads += [(name_of(out), beside(cfg.out, name_of)) for name_of in (summary_path, changes_path)]
     if is_url(cfg.report):
         uploads.append((report, str(cfg.report)))
     if is_url(cfg.out):

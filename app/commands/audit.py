@@ -96,15 +96,11 @@ def audit(inputs, out, report, fmt, text_field, id_field, account_field, time_fi
     An interrupted run resumes where it stopped when started again with the same arguments."""
     from app.audit.compare import changes_path, read_changes
     from app.audit.readers import FieldMap
-    from app.audit.remote import is_url, sibling
-    from app.audit.runner import AuditConfig, AuditError, run_audit, summary_path
+    from app.audit.remote import is_url
+    from app.audit.runner import AuditConfig, AuditError, beside, run_audit, summary_path
 
     out = out if is_url(out) else Path(out)
     report = report if report is None or is_url(report) else Path(report)
-
-    def beside(name_of):  # the summary / changes file next to the findings, path or URL
-        return sibling(out, name_of(Path(out.rsplit("/", 1)[-1])).name) if is_url(out) else name_of(out)
-
     if compare_model is not None and compare_model.strip().lower() != "none" and not Path(compare_model).is_dir():
         raise click.ClickException(f"compare model directory not found: {compare_model}")
     cfg = AuditConfig(
@@ -135,9 +131,9 @@ def audit(inputs, out, report, fmt, text_field, id_field, account_field, time_fi
     _record_end(rec, "done", summary)
     for line in summary.lines():
         click.echo(line)
-    click.echo(f"findings: {out}  summary: {beside(summary_path)}" + (f"  report: {report}" if report else ""))
+    click.echo(f"findings: {out}  summary: {beside(out, summary_path)}" + (f"  report: {report}" if report else ""))
     if summary.meta.get("compare"):
-        cp = beside(changes_path)
+        cp = beside(out, changes_path)
         shown = read_changes(cp, changes_shown) if changes_shown and not is_url(out) else []
         for ch in shown:
             b, a = ch["before"], ch["after"]

@@ -81,14 +81,23 @@ class Moderator:
         return self._manager.reload()
 
     # --------------------------------------------------------------------------- checks
-    def content_hits(self, norm: Normalized, rs: RuleSet, account_lists: CustomLists | None = None) -> list[Hit]:
-        """Keyword + pattern hits (no classifier, no policy)."""
-        acct = rs.keywords.compile_account(account_lists) if account_lists is not None else None
+    @staticmethod
+    def _matched(rs: RuleSet, norm: Normalized, acct) -> list[Hit]:
+        """Keyword + pattern hits of one normalized message (``acct``: compiled account lists)."""
         hits = rs.keywords.match(norm, acct)
         pat = rs.patterns.match(norm)
         if pat:
             hits.extend(pat)
         return hits
+
+    def _classified(self, rs: RuleSet, clf, text: str, probs) -> list[Hit]:
+        """CLF_ hits from one message's probabilities, explained on demand."""
+        return rs.policy.classifier_hits(self._labels, probs, lambda label: clf.explain(text, label, k=5))
+
+    def content_hits(self, norm: Normalized, rs: RuleSet, account_lists: CustomLists | None = None) -> list[Hit]:
+        """Keyword + pattern hits (no classifier, no policy)."""
+        acct = rs.keywords.compile_account(account_lists) if account_lists is not None else None
+        return self._matched(rs, norm, acct)
 
     def check(self, text: str, account_lists: CustomLists | None = None,
               extra_hits: Iterable[Hit] | None = None) -> Verdict:
@@ -96,16 +105,10 @@ class Moderator:
         policy; their reject action forces the verdict like any other."""
         rs = self._manager.current
         norm = normalize(text)
-        acct = rs.keywords.compile_account(account_lists) if account_lists is not None else None
-        hits = rs.keywords.match(norm, acct)
-        pat = rs.patterns.match(norm)
-        if pat:
-            hits.extend(pat)
+        hits = self.content_hits(norm, rs, account_lists)
         clf = self.classifier
         if clf is not None:
-            probs = clf.predict_one(norm.text)
-            hits.extend(rs.policy.classifier_hits(
-                self._labels, probs, lambda label, _t=norm.text: clf.explain(_t, label, k=5)))
+            hits.extend(self._classified(rs, clf, norm.text, clf.predict_one(norm.text)))
         if extra_hits:
             hits.extend(extra_hits)
         return rs.policy.decide(hits, rs.version, self.model_version)
@@ -127,25 +130,19 @@ class Moderator:
         probs = clf.predict_batch([n.text for n in norms]) if clf is not None and norms else None
         out = []
         for i, norm in enumerate(norms):
-            hits = rs.keywords.match(norm, acct)
-            pat = rs.patterns.match(norm)
-            if pat:
-                hits.extend(pat)
-            out.append((norm.text, hits, None if probs is None else probs[i]))
+            out.append((norm.text, self._matched(rs, norm, acct), None if probs is None else probs[i]))
         return out
 
     def check_batch(self, texts: Sequence[str], account_lists: CustomLists | None = None) -> list[Verdict]:
         """Verdicts for many messages of one account; the classifier runs once per batch."""
         rs = self._manager.current
-        policy = rs.policy
         clf = self.classifier
         model_version = self.model_version
         out: list[Verdict] = []
         for text, hits, probs in self.evidence_batch(texts, account_lists, rs):
             if probs is not None:
-                hits.extend(policy.classifier_hits(
-                    self._labels, probs, lambda label, _t=text: clf.explain(_t, label, k=5)))
-            out.append(policy.decide(hits, rs.version, model_version))
+                hits.extend(self._classified(rs, clf, text, probs))
+            out.append(rs.policy.decide(hits, rs.version, model_version))
         return out
 
     # --------------------------------------------------------------------------- status

@@ -285,10 +285,10 @@ def evaluate_predictions(P: np.ndarray, Y: np.ndarray, rows, thresholds: dict, g
     summary = {
         "validation_rows": int(len(Y)),
         "normal_rows": int(normal.sum()),
-        "normal_false_reject_rate": round(float(any_rej[normal].mean()), 5) if normal.any() else 0.0,
-        "normal_review_rate": round(float(any_rev[normal].mean()), 5) if normal.any() else 0.0,
-        "sms_normal_false_reject_rate": round(float(any_rej[sms_normal].mean()), 5) if sms_normal.any() else 0.0,
-        "marketing_only_false_reject_rate": round(float(any_rej[mk_only].mean()), 5) if mk_only.any() else 0.0,
+        "normal_false_reject_rate": _share(any_rej, normal),
+        "normal_review_rate": _share(any_rev, normal),  # flagged at all (reject included)
+        "sms_normal_false_reject_rate": _share(any_rej, sms_normal),
+        "marketing_only_false_reject_rate": _share(any_rej, mk_only),
         **{k: v for k, v in headline(any_rej, any_rev, row_masks(rows)).items() if k.startswith("fbs_")},
         "prohibited_recall": round(float(any_rej[Y[:, _PJ].any(axis=1)].mean()), 4) if Y[:, _PJ].any() else 0.0,
         "per_category": {k: {m: v[m] for m in ("support", "precision", "recall", "f1", "recall_at_review")}
