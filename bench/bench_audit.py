@@ -246,12 +246,12 @@ def profile(log: Path, n: int, model) -> None:
     timeit("keywords (automaton)", lambda: [rs.keywords.match(x, None) for x in norms])
     timeit("patterns", lambda: [rs.patterns.match(x) for x in norms])
     if clf is not None:
-        probs = timeit("classifier predict_batch", lambda: clf.predict_batch([x.text for x in norms]))
+        probs, units = timeit("classifier score_batch", lambda: clf.score_batch([x.text for x in norms]))
         labels = tuple(clf.labels)
 
         def clf_hits():
-            for x, p in zip(norms, probs):
-                rs.policy.classifier_hits(labels, p, lambda label, _t=x.text: clf.explain(_t, label, k=5))
+            for x, p, u in zip(norms, probs, units):
+                rs.policy.classifier_hits(labels, p, lambda label, _t=x.text: clf.explain(_t, label, k=5), content=u)
         timeit("classifier hits + explain", clf_hits)
     verdicts = timeit("check_batch (whole engine, batches of 1000)",
                       lambda: [v for i in range(0, len(texts), 1000) for v in m.check_batch(texts[i:i + 1000])])

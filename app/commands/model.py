@@ -57,12 +57,40 @@ def train(out: Path, seed: int, train_dir, data_dir, rules_dir) -> None:
 @click.option("--exclude-val-of", "exclude_val_of", type=int, default=None, metavar="SEED",
               help="leave out validation rows that the split with this seed also holds out (a clean estimate "
                    "for a model trained with another seed)")
+@click.option("--by-source", "by_source", is_flag=True,
+              help="leave one source out: for each source, train without it and score it with the full engine "
+                   "(ignores --model)")
+@click.option("--sources", default=None, metavar="A,B",
+              help="with --by-source: the sources to hold out (corpus names such as spam800k, or data/FILE); "
+                   "default every SMS source")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="with --by-source: write the table as Markdown here")
+@click.option("--seed", type=int, default=13, show_default=True, help="with --by-source: seed of the recipe")
+@click.option("--blind", "blind_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="score this labelled set (JSON lines: text, labels, kind, lang) with the full engine and --model")
+@click.option("--misses", "misses_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="with --by-source: write the normal and marketing rows that were not allowed here (JSON lines)")
 def evaluate(model_dir: Path, train_dir, data_dir, engine: bool, rules_dir: Path, choose: bool,
-             exclude_val_of: int | None) -> None:
-    """Evaluate a model on its validation split: per-category P/R/F1, false rejects, confusion."""
+             exclude_val_of: int | None, by_source: bool, sources: str | None, report_path: Path | None,
+             seed: int, misses_path: Path | None, blind_path: Path | None) -> None:
+    """Evaluate a model on its validation split: per-category P/R/F1, false rejects, confusion.
+    With --by-source: leave one source out (what predicts traffic the model never saw)."""
     from app.engine.classifier import ModelMismatchError
     from app.training.evaluate import evaluate_model, table_lines
 
+    if blind_path is not None:
+        if by_source or choose or exclude_val_of is not None or engine:
+            raise click.UsageError("--blind cannot be combined with --by-source, --choose-thresholds, "
+                                   "--exclude-val-of or --engine")
+        _blind(blind_path, model_dir, rules_dir)
+        return
+    if by_source:
+        if choose or exclude_val_of is not None or engine:
+            raise click.UsageError("--by-source cannot be combined with --choose-thresholds, --exclude-val-of or --engine")
+        _by_source(rules_dir, train_dir, data_dir, sources, report_path, seed, misses_path)
+        return
+    if sources is not None or report_path is not None or misses_path is not None:
+        raise click.UsageError("--sources, --report and --misses go with --by-source")
     if choose and exclude_val_of is not None:
         raise click.UsageError("--choose-thresholds cannot be combined with --exclude-val-of")
     try:
@@ -74,3 +102,50 @@ def evaluate(model_dir: Path, train_dir, data_dir, engine: bool, rules_dir: Path
     for line in table_lines(report):
         click.echo(line)
     click.echo(f"report: {Path(model_dir) / 'EVALUATION.md'}")
+
+
+def _by_source(rules_dir: Path, train_dir, data_dir, sources: str | None, report_path: Path | None, seed: int,
+               misses_path: Path | None) -> None:
+    import shlex
+    import sys
+
+    from app.training import by_source as bs
+
+    names = None
+    if sources is not None:
+        names = [x.strip() for x in sources.split(",") if x.strip()]
+        if not names:
+            raise click.UsageError("--sources: no source named")
+    misses: list | None = [] if misses_path is not None else None
+    try:
+        result = bs.evaluate_by_source(rules_dir, train_dir=train_dir, data_dir=data_dir, sources=names, seed=seed,
+                                       progress=_progress, log=lambda m: click.echo(m, err=True), misses=misses)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    if misses_path is not None:
+        import json
+
+        misses_path.write_text("".join(json.dumps(m, ensure_ascii=False) + "\n" for m in misses), encoding="utf-8")
+    for line in bs.table_lines(result):
+        click.echo(line)
+    if report_path is not None:
+        command = "smsguard " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        bs.write_report(report_path, result, command)
+        click.echo(f"report: {report_path}")
+
+
+def _blind(path: Path, model_dir: Path, rules_dir: Path) -> None:
+    from app.engine.moderator import Moderator
+    from app.training import blind
+
+    try:
+        rows = blind.read_set(path)
+        moderator = Moderator.from_paths(rules_dir, model_dir, watch=False)
+    except Exception as exc:  # a broken set, rules or model: one line
+        raise click.ClickException(f"{type(exc).__name__}: {exc}") from None
+    try:
+        result = blind.score_set(moderator, rows)
+    finally:
+        moderator.close()
+    for line in blind.table_lines(result):
+        click.echo(line)

@@ -28,7 +28,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from app.engine.features import FEATURES_VERSION, WORD_PREFIX, display_token, prepare
+from app.engine.features import FEATURES_VERSION, WORD_PREFIX, char_ngrams_wb, content_units, display_token, prepare
 
 log = logging.getLogger(__name__)
 
@@ -86,12 +86,22 @@ class Classifier:
     def thresholds(self) -> dict:
         return dict(self.metadata.get("thresholds", {}))
 
-    def _features(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+    def _tokens(self, text: str) -> tuple[list[str], int]:
+        """(feature tokens, features.Content) of one normalized text."""
+        an = self._analyzer
+        if hasattr(an, "tokens_of_prepared"):
+            prepared = prepare(text)
+            return an.tokens_of_prepared(prepared), content_units(prepared)
+        return an(text), content_units(prepare(text))
+
+    def _features(self, text: str, tokens: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(feature indices, L2-normalized sublinear TF-IDF values) of one text."""
         # count the tokens first (a small dict), then look each distinct token up once in the
         # large vocabulary (its lookups are memory-bound)
         get = self._vocab.get
-        pairs = [(j, c) for j, c in ((get(t), c) for t, c in Counter(self._analyzer(text)).items()) if j is not None]
+        if tokens is None:
+            tokens = self._analyzer(text)
+        pairs = [(j, c) for j, c in ((get(t), c) for t, c in Counter(tokens).items()) if j is not None]
         if not pairs:
             return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.float64)
         idx = np.fromiter((j for j, _ in pairs), dtype=np.intp, count=len(pairs))
@@ -111,9 +121,17 @@ class Classifier:
         s = self.decision_one(normalized_text)
         return 1.0 / (1.0 + np.exp(-s))
 
-    def transform(self, normalized_texts: Iterable[str]):
+    def score_one(self, normalized_text: str) -> tuple[np.ndarray, int]:
+        """(probabilities, features.Content) of one normalized text: what the policy decides on."""
+        tokens, units = self._tokens(normalized_text)
+        idx, v = self._features(normalized_text, tokens)
+        s = self._b.copy() if len(idx) == 0 else v @ self._W[idx] + self._b
+        return 1.0 / (1.0 + np.exp(-s)), units
+
+    def transform(self, normalized_texts: Iterable[str], units: list[int] | None = None):
         """CSR (n, n_features) of L2-normalized sublinear TF-IDF, the same numbers as the
-        vectorizer's ``transform`` (tests prove it) without its per-token Python overhead."""
+        vectorizer's ``transform`` (tests prove it) without its per-token Python overhead.
+        With ``units`` (a list), each text's features.Content is appended to it."""
         from scipy.sparse import csr_matrix
 
         get, an = self._vocab.get, self._analyzer
@@ -121,7 +139,12 @@ class Classifier:
         indices: list[int] = []
         counts: list[int] = []
         for t in normalized_texts:
-            for tok, c in Counter(an(t)).items():
+            if units is None:
+                toks = an(t)
+            else:
+                toks, u = self._tokens(t)
+                units.append(u)
+            for tok, c in Counter(toks).items():
                 j = get(tok)
                 if j is not None:
                     indices.append(j)
@@ -154,6 +177,16 @@ class Classifier:
         s = self.decision_batch(texts)
         return 1.0 / (1.0 + np.exp(-s))
 
+    def score_batch(self, normalized_texts: Iterable[str]) -> tuple[np.ndarray, list[int]]:
+        """(probabilities (n, len(labels)), features.Content per text): the batch path of score_one."""
+        texts = list(normalized_texts)
+        units: list[int] = []
+        if not texts:
+            return np.empty((0, len(self.labels))), units
+        X = self.transform(texts, units)
+        s = np.asarray(X @ self._W) + self._b
+        return 1.0 / (1.0 + np.exp(-s)), units
+
     def explain(self, normalized_text: str, label: str, k: int = 5) -> list[str]:
         """The words of the message that pushed ``label``'s probability most.
 
@@ -181,7 +214,7 @@ class Classifier:
         for w in [x[len(WORD_PREFIX):] for x in words] + [ch for ch in prepared if ch != " "]:
             if w in scored:
                 continue
-            grams = {w[i:i + n] for n in (1, 2, 3) for i in range(len(w) - n + 1)}
+            grams = {w[i:i + n] for n in (1, 2, 3) for i in range(len(w) - n + 1)} | set(char_ngrams_wb(w))
             scored[w] = contrib.get(WORD_PREFIX + w, 0.0) + sum(contrib.get(g, 0.0) for g in grams)
         out: list[str] = []
         for w, sc in sorted(scored.items(), key=lambda kv: (-kv[1], kv[0])):

@@ -16,15 +16,24 @@ Input is the NORMALIZED text (``app.engine.normalize.normalize(text).text``). St
    training time so tokenization never drifts from what the model learnt). Word features carry
    a ``\\x02`` prefix so they never collide with character n-grams.
 
+Character n-grams respect word boundaries: the compact text is cut at its spaces (which stand
+only between two Latin/digit words) and each piece is padded with one space, so "is ex" gives no
+"sex" and a word's first and last letters are marked (" es", "ex "), as scikit-learn's
+``char_wb`` does. Chinese text has no spaces and is one piece.
+
+``content_units`` counts what a message says in words: CJK characters plus Latin words of two or
+more letters, after links, e-mail addresses, phone numbers and digit runs are masked. The policy
+bounds the classifier on texts with little content (rules/policy.yaml ``classifier.min_content``).
+
 Bump FEATURES_VERSION whenever a change here alters the tokens of any text: a model whose
 metadata names another version is refused at load time.
 """
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
-FEATURES_VERSION = "1"
+FEATURES_VERSION = "2"
 
 URL_TOK = "\ue000"
 EMAIL_TOK = "\ue001"
@@ -108,6 +117,47 @@ def char_ngrams(s: str, lo: int = 1, hi: int = 3) -> list[str]:
     return out
 
 
+def char_ngrams_wb(s: str, lo: int = 1, hi: int = 3) -> list[str]:
+    """Character n-grams that never cross a space: each space-free piece of ``s`` gives its
+    n-grams of length ``lo``..``hi``, those of length >= 2 from the piece padded with a space."""
+    out: list[str] = []
+    for piece in (s.split(" ") if " " in s else (s,)):
+        if not piece:
+            continue
+        if lo <= 1:
+            out.extend(piece)
+        padded = " " + piece + " "
+        n_chars = len(padded)
+        for n in range(max(lo, 2), hi + 1):
+            out.extend([padded[i:i + n] for i in range(n_chars - n + 1)])
+    return out
+
+
+_CJK_RE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_LATIN_WORD_RE = re.compile(r"[a-z]{2,}")
+
+
+class Content(NamedTuple):
+    """What a message says in words: its CJK characters and its Latin words (2+ letters)."""
+
+    cjk: int
+    latin: int
+
+    @property
+    def units(self) -> int:
+        return self.cjk + self.latin
+
+    @property
+    def lang(self) -> str:
+        """"en" when Latin words outnumber CJK characters, else "zh"."""
+        return "en" if self.latin > self.cjk else "zh"
+
+
+def content_units(prepared: str) -> Content:
+    """The Content of a PREPARED text (links, e-mail addresses and numbers already masked)."""
+    return Content(len(_CJK_RE.findall(prepared)), len(_LATIN_WORD_RE.findall(prepared)))
+
+
 class Analyzer:
     """``Analyzer(user_words)(normalized_text) -> list[str]`` of feature tokens.
 
@@ -130,7 +180,7 @@ class Analyzer:
         return [WORD_PREFIX + w for w in self._cut(prepared) if len(w) > 1]
 
     def tokens_of_prepared(self, prepared: str) -> list[str]:
-        toks = char_ngrams(prepared, *self.ngram_range)
+        toks = char_ngrams_wb(prepared, *self.ngram_range)
         if prepared:
             toks.extend(self.words(prepared))
         return toks

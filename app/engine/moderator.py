@@ -90,9 +90,11 @@ class Moderator:
             hits.extend(pat)
         return hits
 
-    def _classified(self, rs: RuleSet, clf, text: str, probs) -> list[Hit]:
-        """CLF_ hits from one message's probabilities, explained on demand."""
-        return rs.policy.classifier_hits(self._labels, probs, lambda label: clf.explain(text, label, k=5))
+    def _classified(self, rs: RuleSet, clf, text: str, probs, content: int | None) -> list[Hit]:
+        """CLF_ hits from one message's probabilities (bounded by its content units), explained
+        on demand."""
+        return rs.policy.classifier_hits(self._labels, probs, lambda label: clf.explain(text, label, k=5),
+                                         content=content)
 
     def content_hits(self, norm: Normalized, rs: RuleSet, account_lists: CustomLists | None = None) -> list[Hit]:
         """Keyword + pattern hits (no classifier, no policy)."""
@@ -108,7 +110,8 @@ class Moderator:
         hits = self.content_hits(norm, rs, account_lists)
         clf = self.classifier
         if clf is not None:
-            hits.extend(self._classified(rs, clf, norm.text, clf.predict_one(norm.text)))
+            probs, content = clf.score_one(norm.text)
+            hits.extend(self._classified(rs, clf, norm.text, probs, content))
         if extra_hits:
             hits.extend(extra_hits)
         return rs.policy.decide(hits, rs.version, self.model_version)
@@ -120,17 +123,18 @@ class Moderator:
 
     def evidence_batch(self, texts: Sequence[str], account_lists: CustomLists | None = None,
                        rs: RuleSet | None = None):
-        """(normalized text, keyword + pattern hits, class probabilities or None) per message,
-        before the policy: what check_batch decides on (evaluation replays it under other
-        thresholds)."""
+        """(normalized text, keyword + pattern hits, class probabilities or None, content units
+        or None) per message, before the policy: what check_batch decides on (evaluation replays
+        it under other thresholds)."""
         rs = rs or self._manager.current
         acct = rs.keywords.compile_account(account_lists) if account_lists is not None else None
         norms = [normalize(t) for t in texts]
         clf = self.classifier
-        probs = clf.predict_batch([n.text for n in norms]) if clf is not None and norms else None
+        probs, units = clf.score_batch([n.text for n in norms]) if clf is not None and norms else (None, None)
         out = []
         for i, norm in enumerate(norms):
-            out.append((norm.text, self._matched(rs, norm, acct), None if probs is None else probs[i]))
+            out.append((norm.text, self._matched(rs, norm, acct), None if probs is None else probs[i],
+                        None if units is None else units[i]))
         return out
 
     def check_batch(self, texts: Sequence[str], account_lists: CustomLists | None = None) -> list[Verdict]:
@@ -139,9 +143,9 @@ class Moderator:
         clf = self.classifier
         model_version = self.model_version
         out: list[Verdict] = []
-        for text, hits, probs in self.evidence_batch(texts, account_lists, rs):
+        for text, hits, probs, content in self.evidence_batch(texts, account_lists, rs):
             if probs is not None:
-                hits.extend(self._classified(rs, clf, text, probs))
+                hits.extend(self._classified(rs, clf, text, probs, content))
             out.append(rs.policy.decide(hits, rs.version, model_version))
         return out
 

@@ -21,11 +21,25 @@ How a verdict is decided (rules/README.md explains it for operators):
 5. ``categories`` lists the categories with a positive sum or a forcing hit (reject/review
    action), largest sum first (informational ones last).
 
+Warning context: a hit with a negative score in a category (a context rule: 谨防诈骗, 反邪教,
+"never share this code") marks the message as warning or reporting about that category. Then
+every other hit of that category is demoted one step: a ``reject`` action becomes ``review``
+(a forced keyword rule in a warning goes to a person, not to the bin) and a classifier hit's
+``review`` action is dropped (its score still counts, offset by the context score). Account
+block lists (``KW_ACCOUNT_*``) and hits without a category are never demoted. A demoted hit says
+so in its description.
+
 Classifier section: for each label, a probability p below ``report`` makes no hit; p >=
 ``report`` makes a ``CLF_<LABEL>`` hit with score p (contribution ``weight * p``); p >= ``review``
 gives the hit action review (and the explaining words); p >= ``reject`` action reject. The
 thresholds come from ``classifier.default`` overridden per category in
 ``classifier.categories``; ``reject: null`` means the classifier never forces reject there.
+``classifier.min_content`` bounds the classifier on texts with little to go on: a message with
+``u`` content units (CJK characters + Latin words, links and numbers not counted:
+``features.content_units``) below ``min_content`` has every probability multiplied by
+``u / min_content`` before the thresholds (a bare link or phone number: 0, no classifier hit).
+``classifier.languages.<en|zh>.categories`` override a category's thresholds for messages of
+that language (``Content.lang``: Latin words outnumber CJK characters -> en).
 """
 from __future__ import annotations
 
@@ -58,6 +72,9 @@ class Policy:
     classifier_default: ClassifierThresholds = ClassifierThresholds()
     classifier_categories: dict[str, ClassifierThresholds] = field(default_factory=dict)
     classifier_enabled: bool = True
+    min_content: int = 0
+    #: per message language ("en", "zh": features.Content.lang), category -> thresholds
+    classifier_languages: dict[str, dict[str, ClassifierThresholds]] = field(default_factory=dict)
 
     # ------------------------------------------------------------------------------ load
     @classmethod
@@ -122,8 +139,11 @@ class Policy:
         clf = doc.get("classifier") or {}
         if not isinstance(clf, dict):
             raise ValueError("classifier: expected a mapping")
-        _keys(clf, {"enabled", "weight", "default", "categories"}, "classifier")
+        _keys(clf, {"enabled", "weight", "default", "categories", "min_content", "languages"}, "classifier")
         weight = _num(clf.get("weight", 5.0), "classifier.weight")
+        min_content = clf.get("min_content", 0)
+        if not isinstance(min_content, int) or isinstance(min_content, bool) or not 0 <= min_content <= 100:
+            raise ValueError("classifier.min_content: must be a whole number from 0 to 100")
         enabled = clf.get("enabled", True)
         if not isinstance(enabled, bool):
             raise ValueError("classifier.enabled: must be true or false")
@@ -136,30 +156,66 @@ class Policy:
             if categories and c not in categories:
                 raise ValueError(f"classifier.categories.{c}: not a category of categories.yaml")
             per[str(c)] = _thresholds(t or {}, default, f"classifier.categories.{c}")
+        langs = clf.get("languages") or {}
+        if not isinstance(langs, dict):
+            raise ValueError("classifier.languages: expected a mapping language -> {categories: ...}")
+        per_lang: dict[str, dict[str, ClassifierThresholds]] = {}
+        for lang, spec in langs.items():
+            where = f"classifier.languages.{lang}"
+            if lang not in ("en", "zh"):
+                raise ValueError(f"{where}: language must be en or zh")
+            if not isinstance(spec, dict):
+                raise ValueError(f"{where}: expected a mapping with categories")
+            _keys(spec, {"categories"}, where)
+            lc = spec.get("categories") or {}
+            if not isinstance(lc, dict):
+                raise ValueError(f"{where}.categories: expected a mapping category -> thresholds")
+            per_lang[lang] = {}
+            for c, t in lc.items():
+                if categories and c not in categories:
+                    raise ValueError(f"{where}.categories.{c}: not a category of categories.yaml")
+                per_lang[lang][str(c)] = _thresholds(t or {}, per.get(str(c), default), f"{where}.categories.{c}")
         return cls(
+            classifier_languages=per_lang,
             review_at=review_at, reject_at=reject_at, overrides=overrides,
             disabled=frozenset(disabled), informational=frozenset(informational),
             classifier_weight=weight, classifier_default=default,
-            classifier_categories=per, classifier_enabled=enabled,
+            classifier_categories=per, classifier_enabled=enabled, min_content=min_content,
         ), warnings
 
     # ------------------------------------------------------------------------ classifier
-    def thresholds_for(self, category: str) -> ClassifierThresholds:
+    def thresholds_for(self, category: str, lang: str | None = None) -> ClassifierThresholds:
+        if lang is not None and self.classifier_languages:
+            t = self.classifier_languages.get(lang, {}).get(category)
+            if t is not None:
+                return t
         return self.classifier_categories.get(category, self.classifier_default)
 
     def classifier_hits(self, labels: Sequence[str], probs: Sequence[float],
-                        explain: Callable[[str], list[str]] | None = None) -> list[Hit]:
-        """CLF_<LABEL> hits from one message's probabilities (see module doc)."""
+                        explain: Callable[[str], list[str]] | None = None,
+                        content=None) -> list[Hit]:
+        """CLF_<LABEL> hits from one message's probabilities (see module doc); ``content``: the
+        message's ``features.Content`` (its units bound the classifier, its language picks the
+        ``languages`` thresholds), or a plain number of units, or None (not bounded)."""
         if not self.classifier_enabled:
             return []
         hits: list[Hit] = []
+        factor = 1.0
+        note = ""
+        lang = getattr(content, "lang", None)
+        units = getattr(content, "units", content)
+        if units is not None and units < self.min_content:
+            factor = units / self.min_content
+            if factor <= 0.0:
+                return hits
+            note = f" (bounded x{factor:.2f}: {units} of {self.min_content} content units)"
         for label, p in zip(labels, probs):
             if label in _SKIP_LABELS:
                 continue
-            p = float(p)
+            p = float(p) * factor
             if not math.isfinite(p):
                 continue
-            t = self.thresholds_for(label)
+            t = self.thresholds_for(label, lang)
             if p < t.report:
                 continue
             action = None
@@ -175,7 +231,7 @@ class Policy:
                 action = "reject"
             hits.append(Hit(
                 rule=f"CLF_{label.upper()}", category=label, detector="classifier",
-                score=round(p, 4), action=action, description=f"classifier: {label}",
+                score=round(p, 4), action=action, description=f"classifier: {label}{note}",
                 words=words,
             ))
         return hits
@@ -210,6 +266,13 @@ class Policy:
         disabled = self.disabled
         info = self.informational
         weight = self.classifier_weight
+        hits = list(hits)
+        context = None  # category -> the context rule that demotes its other hits
+        for h in hits:
+            if h.score < 0 and h.category is not None and h.rule not in disabled:
+                if context is None:
+                    context = {}
+                context.setdefault(h.category, h.rule)
         for h in hits:
             rule = h.rule
             if disabled and rule in disabled:
@@ -218,6 +281,8 @@ class Policy:
                 o = overrides.get(rule)
                 if o:
                     h = h._replace(**o)
+            if context is not None and h.action in ("reject", "review") and h.score >= 0:
+                h = _demoted(h, context)
             reasons.append(h)
             cat = h.category
             informational = cat in info
@@ -269,6 +334,20 @@ class Policy:
         cats.sort()
         return Verdict(verdict, tuple(c for _v, _i, c in cats), round(total, 4), tuple(reasons),
                        ruleset_version, model_version, forced_by)
+
+
+def _demoted(h: Hit, context: dict[str, str]) -> Hit:
+    """``h`` one step down when a context rule of its category fired (see the module doc)."""
+    by = context.get(h.category) if h.category is not None else None
+    if by is None or h.rule.startswith("KW_ACCOUNT_") or h.detector not in ("keyword", "pattern", "classifier"):
+        return h
+    if h.action == "reject":
+        action = "review"
+    elif h.detector == "classifier":
+        action = None
+    else:
+        return h
+    return h._replace(action=action, description=f"{h.description} (demoted from {h.action}: warning context {by})")
 
 
 def _num(v: Any, name: str) -> float:

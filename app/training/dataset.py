@@ -143,6 +143,16 @@ def unmask_digits(text: str) -> str:
     return _MASK_RE.sub(lambda m: "8" * len(m.group(0)), text)
 
 
+def engine_text(row) -> str:
+    """The text the engine sees for a corpus row: fbs fills redrawn, spam800k digits restored
+    (as training does), so that evaluation scores what training learnt from."""
+    if row.source == "fbs":
+        return refill_fbs(row.text)
+    if row.source == "spam800k":
+        return unmask_digits(row.text)
+    return row.text
+
+
 # ---------------------------------------------------------------------------- loading
 
 def _parse_labels(d: dict) -> tuple[str, ...] | None:

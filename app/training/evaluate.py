@@ -97,8 +97,8 @@ def _lagrangian(P, Y, normal, trained, target_rate, floor, weights):
 
 TARGET_FRR = 0.002
 REJECT_FLOOR = 0.3
-REVIEW_BUDGET = 0.03
-REVIEW_FLOOR = 0.2
+REVIEW_BUDGET = 0.01
+REVIEW_FLOOR = 0.4
 
 
 def choose_kwargs(params: dict, trained: list[bool] | None = None) -> dict:
@@ -430,14 +430,13 @@ def engine_metrics(val_rows, rules_dir: Path, model_dir: Path, progress=None, cr
     rows: reject / review rates on normals, recall on fbs rows. With ``crossfit_result`` the same
     evidence is also decided under the thresholds chosen on the other half of validation."""
     from app.engine.moderator import Moderator
-    from app.training.dataset import refill_fbs, unmask_digits
+    from app.training.dataset import engine_text
 
     prog = progress or (lambda it, **kw: it)
     m = Moderator.from_paths(rules_dir, model_dir, watch=False)
     try:
         rs = m.ruleset
-        texts = [refill_fbs(r.text) if r.source == "fbs" else unmask_digits(r.text) if r.source == "spam800k" else r.text
-                 for r in val_rows]
+        texts = [engine_text(r) for r in val_rows]
         evidence = []
         for i in prog(range(0, len(texts), 1000), desc="engine", unit="batch"):
             evidence += m.evidence_batch(texts[i:i + 1000], rs=rs)
@@ -447,13 +446,13 @@ def engine_metrics(val_rows, rules_dir: Path, model_dir: Path, progress=None, cr
 
     def verdicts(policy, which=None):
         out = []
-        for i, (_text, hits, probs) in enumerate(evidence):
+        for i, (_text, hits, probs, content) in enumerate(evidence):
             if which is not None and not which[i]:
                 out.append(None)
                 continue
             h = list(hits)
             if probs is not None:
-                h += policy.classifier_hits(labels, probs)
+                h += policy.classifier_hits(labels, probs, content=content)
             out.append(policy.decide(h).verdict)
         return np.array(out, dtype=object)
 

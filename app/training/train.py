@@ -51,6 +51,7 @@ DEFAULTS = dict(
     social_neg_weight=0.5,
     fbs_weight=2.0,
     max_val_group=5,
+    jobs=2,
     threshold_target_frr=TARGET_FRR,
     reject_floor=REJECT_FLOOR,
     review_budget=REVIEW_BUDGET,
@@ -137,13 +138,76 @@ def sample_weights(rows, idx, y: np.ndarray, params: dict) -> np.ndarray:
     return base
 
 
+def fit_classifier(rows, tr: np.ndarray, params: dict, user_words: list[str], progress: Callable | None = None,
+                   log: Callable[[str], None] = print, t0: float | None = None,
+                   tokens: list | None = None) -> tuple[Classifier, dict]:
+    """Fit the vectorizer and the calibrated one-vs-rest heads on ``rows[tr]`` (see the module
+    doc). ``tokens`` (optional): the rows' feature tokens already computed (``Analyzer`` of the
+    same user words), so that leave-one-source-out runs tokenize once. The categories are fitted
+    on ``params["jobs"]`` threads (liblinear releases the GIL)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.model_selection import StratifiedKFold
+
+    t0 = time.time() if t0 is None else t0
+    prog = progress or (lambda it, **kw: it)
+    analyzer = Analyzer(user_words)
+    if tokens is None:
+        vec = TfidfVectorizer(analyzer=analyzer, sublinear_tf=True, min_df=params["min_df"],
+                              max_features=params["max_features"], dtype=np.float64)
+        X_tr = vec.fit_transform(prog([rows[i].norm for i in tr], desc="features", unit="msg"))
+    else:
+        vec = TfidfVectorizer(analyzer=_identity, sublinear_tf=True, min_df=params["min_df"],
+                              max_features=params["max_features"], dtype=np.float64)
+        X_tr = vec.fit_transform([tokens[i] for i in tr])
+        vec.analyzer = analyzer
+    log(f"features: {X_tr.shape[1]} (user words {len(user_words)}) in {time.time() - t0:.0f}s")
+    Y_tr = np.array([[lab in rows[i].labels for lab in LABELS] for i in tr], dtype=np.int8)
+    n_feat = X_tr.shape[1]
+    W = np.zeros((n_feat, len(LABELS)))
+    B = np.full(len(LABELS), -12.0)
+    heads: dict[str, dict] = {}
+    seed = params["seed"]
+
+    def fit_head(j: int) -> None:
+        lab = LABELS[j]
+        y = Y_tr[:, j]
+        n_pos = int(y.sum())
+        if n_pos < 10:
+            heads[lab] = {"trained": False, "train_positives": n_pos}
+            log(f"  {lab}: {n_pos} positives, head not trained (p ~ 0)")
+            return
+        w = sample_weights(rows, tr, y, params)
+        oof = np.zeros(len(y))
+        skf = StratifiedKFold(n_splits=params["folds"], shuffle=True, random_state=seed)
+        for f_tr, f_te in skf.split(np.zeros(len(y)), y):
+            coef, b0 = _fit_binary(X_tr[f_tr], y[f_tr], w[f_tr], params["C"], seed)
+            oof[f_te] = X_tr[f_te] @ coef + b0
+        a, c = _platt(oof, y)
+        coef, b0 = _fit_binary(X_tr, y, w, params["C"], seed)
+        W[:, j] = a * coef
+        B[j] = a * b0 + c
+        heads[lab] = {"trained": True, "train_positives": n_pos, "platt_a": round(a, 6), "platt_c": round(c, 6),
+                      "pos_weight": round(float(w[y == 1][0] / max(w[y == 0].min(), 1e-9)), 3)}
+        log(f"  {lab}: {n_pos} positives, platt a={a:.3f} c={c:.3f} ({time.time() - t0:.0f}s)")
+
+    with ThreadPoolExecutor(max_workers=max(1, int(params.get("jobs", 2)))) as pool:
+        list(prog(pool.map(fit_head, range(len(LABELS))), desc="categories", unit="cat", total=len(LABELS)))
+    heads = {lab: heads[lab] for lab in LABELS}
+    # store and score with the float32 weights that ship
+    W = W.astype(np.float32).astype(np.float64)
+    return Classifier(vec, W, B, LABELS, version="training"), heads
+
+
+def _identity(tokens):
+    return tokens
+
+
 def train_model(out_dir: Path, seed: int = 13, train_dir: Path | None = None, data_dir: Path | None = None,
                 rules_dir: Path | None = None, progress: Callable | None = None,
                 log: Callable[[str], None] = print, **overrides) -> tuple[dict, dict]:
     """Train, choose thresholds, evaluate on validation, write the artifact. Returns (metadata, report)."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.model_selection import StratifiedKFold
-
     from app.training import evaluate as ev
     from app.training.card import write_model_card
 
@@ -168,42 +232,13 @@ def train_model(out_dir: Path, seed: int = 13, train_dir: Path | None = None, da
                       "sha256": ds.sha256_file(Path(__file__).with_name("augment.py")), "rows": len(synth),
                       "skipped": 0, "unknown_labels": 0, "labels": {"normal": len(synth)}}]
     user_words = lexicon_user_words(rules_dir)
-    vec = TfidfVectorizer(analyzer=Analyzer(user_words), sublinear_tf=True, min_df=params["min_df"],
-                          max_features=params["max_features"], dtype=np.float64)
-    X_tr = vec.fit_transform(prog([rows[i].norm for i in tr], desc="features", unit="msg"))
+    clf, heads = fit_classifier(rows, tr, params, user_words, progress=prog, log=log, t0=t0)
+    vec = clf._vec
     X_va = vec.transform([rows[i].norm for i in va])
-    log(f"features: {X_tr.shape[1]} (user words {len(user_words)}) in {time.time() - t0:.0f}s")
-
+    n_feat = X_va.shape[1]
     Y = np.array([[lab in r.labels for lab in LABELS] for r in rows], dtype=np.int8)
-    Y_tr, Y_va = Y[tr], Y[va]
-    n_feat = X_tr.shape[1]
-    W = np.zeros((n_feat, len(LABELS)))
-    B = np.full(len(LABELS), -12.0)
-    heads: dict[str, dict] = {}
-    for j in prog(range(len(LABELS)), desc="categories", unit="cat"):
-        lab = LABELS[j]
-        y = Y_tr[:, j]
-        n_pos = int(y.sum())
-        if n_pos < 10:
-            heads[lab] = {"trained": False, "train_positives": n_pos}
-            log(f"  {lab}: {n_pos} positives, head not trained (p ~ 0)")
-            continue
-        w = sample_weights(rows, tr, y, params)
-        oof = np.zeros(len(y))
-        skf = StratifiedKFold(n_splits=params["folds"], shuffle=True, random_state=seed)
-        for f_tr, f_te in skf.split(np.zeros(len(y)), y):
-            coef, b0 = _fit_binary(X_tr[f_tr], y[f_tr], w[f_tr], params["C"], seed)
-            oof[f_te] = X_tr[f_te] @ coef + b0
-        a, c = _platt(oof, y)
-        coef, b0 = _fit_binary(X_tr, y, w, params["C"], seed)
-        W[:, j] = a * coef
-        B[j] = a * b0 + c
-        heads[lab] = {"trained": True, "train_positives": n_pos, "platt_a": round(a, 6), "platt_c": round(c, 6),
-                      "pos_weight": round(float(w[y == 1][0] / max(w[y == 0].min(), 1e-9)), 3)}
-        log(f"  {lab}: {n_pos} positives, platt a={a:.3f} c={c:.3f} ({time.time() - t0:.0f}s)")
-    # store and score with the float32 weights that ship
-    W = W.astype(np.float32).astype(np.float64)
-    clf = Classifier(vec, W, B, LABELS, version="training")
+    Y_va = Y[va]
+    W, B = clf._W, clf._b
     P_va = 1 / (1 + np.exp(-(np.asarray(X_va @ W) + B)))
     val_rows = [rows[i] for i in va]
     trained = [heads[lab].get("trained", False) for lab in LABELS]
@@ -223,7 +258,7 @@ def train_model(out_dir: Path, seed: int = 13, train_dir: Path | None = None, da
         "normalizer": normalizer_name,
         "normalizer_sha256": ds.normalizer_fingerprint(),
         "features_version": FEATURES_VERSION,
-        "features": {"vectorizer": "TfidfVectorizer(sublinear_tf, l2)", "analyzer": "char 1-3 + jieba words",
+        "features": {"vectorizer": "TfidfVectorizer(sublinear_tf, l2)", "analyzer": "char 1-3 within words (padded) + jieba words",
                      "n_features": int(n_feat), "user_words": len(user_words)},
         "versions": {"python": platform.python_version(), "scikit-learn": sklearn.__version__,
                      "numpy": np.__version__, "scipy": scipy.__version__, "joblib": joblib.__version__,

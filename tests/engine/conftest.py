@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from app.engine.features import content_units, prepare
 from app.engine.moderator import Moderator
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -198,6 +199,12 @@ class FakeClassifier:
     def predict_batch(self, texts: list[str]) -> np.ndarray:
         self.calls.extend(texts)
         return np.vstack([self._row() for _ in texts]) if texts else np.zeros((0, len(self.labels)))
+
+    def score_one(self, normalized_text: str):
+        return self.predict_one(normalized_text), content_units(prepare(normalized_text))
+
+    def score_batch(self, texts: list[str]):
+        return self.predict_batch(texts), [content_units(prepare(t)) for t in texts]
 
     def explain(self, normalized_text: str, label: str, k: int = 5) -> list[str]:
         return [f"{label}-word"][:k]

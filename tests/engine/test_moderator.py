@@ -66,8 +66,8 @@ def test_evidence_batch_is_what_check_batch_decides_on(rules_dir, fake_classifie
     try:
         texts = ["今晚 一起玩", "百家乐", "加威信领取", ""]
         policy = m.ruleset.policy
-        replay = [policy.decide(hits + policy.classifier_hits(m.labels, probs)).verdict
-                  for _t, hits, probs in m.evidence_batch(texts)]
+        replay = [policy.decide(hits + policy.classifier_hits(m.labels, probs, content=content)).verdict
+                  for _t, hits, probs, content in m.evidence_batch(texts)]
         assert replay == [v.verdict for v in m.check_batch(texts)] == ["review", "reject", "review", "review"]
         assert m.evidence_batch(["百家乐"])[0][0] == "百家乐" and m.labels == ("gambling", "fraud", "marketing")
     finally:

@@ -44,3 +44,30 @@ def test_fbs_refill_is_deterministic_and_removes_fixed_fills():
     assert a == b
     for s in ("张敏", "王伟", "PHONE", "WECHAT"):
         assert s not in a
+
+
+def test_char_ngrams_never_cross_english_word_boundaries():
+    toks = F.analyze("this ex is ok")
+    assert "sex" not in toks and "s e" not in toks and "is ex" not in toks
+    # a word's edges are marked, so a word-initial "sex" differs from the "sex" inside Essex
+    assert " ex" in toks and "ex " in toks
+    essex = F.analyze("essex")
+    assert " se" not in essex and " es" in essex
+    assert " se" in F.analyze("sex")
+
+
+def test_chinese_text_keeps_its_ngrams():
+    toks = F.analyze("澳门赌场")
+    for gram in ("澳", "澳门", "门赌", "赌场", "澳门赌", "门赌场"):
+        assert gram in toks
+
+
+def test_content_units_count_words_not_links_or_numbers():
+    assert F.content_units(F.prepare("https://m.taobao.com/item/12345")).units == 0
+    assert F.content_units(F.prepare("13812345678")).units == 0
+    assert F.content_units(F.prepare("+44 7700 900123")).units == 0
+    assert F.content_units(F.prepare("到了")) == (2, 0)
+    assert F.content_units(F.prepare("see u at 7")) == (0, 2)
+    c = F.content_units(F.prepare("【招商银行】您尾号1234的卡消费100元"))
+    assert c.units == 12 and c.lang == "zh"
+    assert F.content_units(F.prepare("Your 招行 card ending 1234 was used")).lang == "en"

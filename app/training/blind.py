@@ -1,0 +1,69 @@
+"""Score a labelled set of messages with the full engine: ``smsguard evaluate --blind FILE``.
+
+For blind sets (data/blind/): messages written by someone who had not read rules/, models/ or
+data/, scored once with the engine in force and only then read (docs/evaluation.md). Each line
+is JSON with ``text``, ``labels`` ([] normal, ["marketing"] legitimate marketing, or prohibited
+categories) and optional ``lang`` and ``kind`` (transactional, personal, marketing,
+hard_negative, ...). The report counts rejected and sent-to-review messages per kind and
+language, for legitimate rows (no prohibited label) and prohibited rows apart.
+"""
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+from app.engine.classifier import PROHIBITED
+
+__all__ = ["read_set", "score_set", "table_lines"]
+
+
+def read_set(path: Path) -> list[dict]:
+    """The rows of a JSON-lines set; ValueError (naming the line) for a malformed one."""
+    rows = []
+    with open(path, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                d = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{n}: not JSON ({exc.msg})") from None
+            if not isinstance(d, dict) or not isinstance(d.get("text"), str) or not isinstance(d.get("labels", []), list):
+                raise ValueError(f"{path}:{n}: expected an object with a text and a labels list")
+            rows.append(d)
+    if not rows:
+        raise ValueError(f"{path}: no messages")
+    return rows
+
+
+def score_set(moderator, rows: list[dict]) -> dict:
+    """Per-row verdicts and the counts: {"groups": {(legit|prohibited, kind, lang): counts}, ...}."""
+    texts = [r["text"] for r in rows]
+    verdicts = [v for i in range(0, len(texts), 500) for v in moderator.check_batch(texts[i:i + 500])]
+    prohibited = set(PROHIBITED)
+    groups: dict[tuple, dict] = defaultdict(lambda: {"rows": 0, "rejected": 0, "review": 0})
+    per_row = []
+    for r, v in zip(rows, verdicts):
+        side = "prohibited" if set(r.get("labels") or ()) & prohibited else "legitimate"
+        kind = str(r.get("kind") or ("marketing" if "marketing" in (r.get("labels") or ()) else "-"))
+        lang = str(r.get("lang") or "-")
+        for key in ((side, kind, lang), (side, kind, "all"), (side, "all", lang), (side, "all", "all")):
+            g = groups[key]
+            g["rows"] += 1
+            g["rejected"] += v.verdict == "reject"
+            g["review"] += v.verdict == "review"
+        per_row.append({"text": r["text"], "side": side, "kind": kind, "lang": lang, "verdict": v.verdict,
+                        "rules": [h.rule for h in v.reasons]})
+    return {"groups": {k: dict(g) for k, g in sorted(groups.items())}, "rows": per_row,
+            "ruleset_version": moderator.ruleset_version, "model_version": moderator.model_version}
+
+
+def table_lines(result: dict) -> list[str]:
+    lines = [f"{'set':<12}{'kind':<16}{'lang':<6}{'rows':>6}{'rejected':>10}{'review':>9}{'flagged':>9}"]
+    for (side, kind, lang), g in result["groups"].items():
+        n = g["rows"]
+        lines.append(f"{side:<12}{kind:<16}{lang:<6}{n:>6}{g['rejected'] / n:>10.2%}{g['review'] / n:>9.2%}"
+                     f"{(g['rejected'] + g['review']) / n:>9.2%}")
+    lines.append(f"ruleset {result['ruleset_version']}, model {result['model_version']}")
+    return lines

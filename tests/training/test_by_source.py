@@ -1,0 +1,86 @@
+"""Leave one source out (`smsguard evaluate --by-source`) on small corpora written here."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from app.cli import cli
+from app.training.by_source import evaluate_by_source
+
+ROOT = Path(__file__).resolve().parents[2]
+RULES = ROOT / "rules"
+SMALL = dict(synthetic_zh=20, synthetic_en=5, folds=2, min_df=1, jobs=1)
+
+# a made-up rumour wording that no keyword rule knows: only the classifier can learn it
+RUMOR = ["{}的水里有zorblax，大家注意", "听说{}水厂有zorblax了，喝了会头晕",
+         "{}那边的zorblax事件是真的，水不能喝"]
+PLACES = ["东城", "西城", "南岸", "北湖", "江北", "河西", "新区", "老城", "高新", "滨江", "临港", "城南"]
+NORMAL = ["{}小区本周六上午停水检修，请提前储水，给您带来不便敬请谅解",
+          "周末一起去{}吃饭吧，我请客", "{}图书馆明天闭馆一天，后天照常开放",
+          "快递放在{}驿站了，取件码{}", "明天{}有雨，出门记得带伞"]
+
+
+def _write(path: Path, rows: list[dict]) -> None:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+
+
+@pytest.fixture
+def corpora(tmp_path):
+    train, data = tmp_path / "train", tmp_path / "data"
+    train.mkdir()
+    data.mkdir()
+    normal = [{"text": t.format(p, 1000 + i), "labels": [], "source": "ordinary"}
+              for i, p in enumerate(PLACES) for t in NORMAL]
+    _write(train / "zh_ordinary.jsonl", normal)
+    rumours = [{"text": t.format(p), "labels": ["rumor"], "source": "rumours"} for p in PLACES for t in RUMOR]
+    _write(train / "zh_rumours.jsonl", rumours)
+    # a social-media source: not held out unless named
+    _write(train / "zh_weibo.jsonl", [{"text": f"今天{p}的天气真好，出去走走", "labels": [], "source": "cold"}
+                                      for p in PLACES])
+    # the project's own file repeats one rumour of zh_rumours: a near-duplicate across sources
+    _write(data / "zh_written.jsonl", [{"text": RUMOR[0].format("东城"), "labels": ["rumor"]}] +
+           [{"text": f"{p}社区提醒：近期天气干燥，注意用火安全", "labels": []} for p in PLACES])
+    return train, data
+
+
+def test_each_sms_source_is_held_out_and_scored_by_the_engine(corpora):
+    train, data = corpora
+    res = evaluate_by_source(RULES, train_dir=train, data_dir=data, **SMALL)
+    by = res["sources"]
+    assert list(by) == ["ordinary", "rumours", "data/zh_written.jsonl"]  # cold (social media) not by default
+    assert by["ordinary"]["normals"] == len(PLACES) * len(NORMAL) and by["ordinary"]["prohibited"] == 0
+    assert by["rumours"]["prohibited"] == len(PLACES) * len(RUMOR)
+    # held out whole: without the rumours corpus nothing teaches "zorblax" rumours (the one
+    # near-duplicate in data/ is left out of training too), so none is rejected or flagged
+    assert by["rumours"]["prohibited_flag_rate"] == 0.0
+    assert by["rumours"]["near_duplicates_left_out"] == 1
+    # holding out data/ leaves out the whole template group it shares with the rumours corpus
+    assert by["data/zh_written.jsonl"]["near_duplicates_left_out"] == len(PLACES)
+    for c in by.values():
+        assert c["normal_rejected"] + c["normal_review"] <= c["normals"]
+
+
+def test_sources_can_be_named_and_unknown_names_are_refused(corpora):
+    train, data = corpora
+    res = evaluate_by_source(RULES, train_dir=train, data_dir=data, sources=["cold"], **SMALL)
+    assert list(res["sources"]) == ["cold"] and res["sources"]["cold"]["normals"] == len(PLACES)
+    with pytest.raises(ValueError, match="unknown source.*nope.*known: ordinary"):
+        evaluate_by_source(RULES, train_dir=train, data_dir=data, sources=["nope"], **SMALL)
+
+
+def test_cli_refuses_an_unknown_source_in_one_line(corpora):
+    train, data = corpora
+    r = CliRunner().invoke(cli, ["evaluate", "--by-source", "--sources", "nope", "--train-dir", str(train),
+                                 "--data-dir", str(data)])
+    assert r.exit_code != 0
+    assert "unknown source(s) nope" in r.output and "Traceback" not in r.output
+
+
+def test_cli_refuses_by_source_with_split_options():
+    r = CliRunner().invoke(cli, ["evaluate", "--by-source", "--engine"])
+    assert r.exit_code == 2 and "--by-source cannot be combined" in r.output
+    r = CliRunner().invoke(cli, ["evaluate", "--sources", "fbs"])
+    assert r.exit_code == 2 and "--sources, --report and --misses go with --by-source" in r.output
