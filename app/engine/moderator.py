@@ -90,9 +90,9 @@ class Moderator:
             hits.extend(pat)
         return hits
 
-    def _classified(self, rs: RuleSet, clf, text: str, probs, content: int | None) -> list[Hit]:
-        """CLF_ hits from one message's probabilities (bounded by its content units), explained
-        on demand."""
+    def _classified(self, rs: RuleSet, clf, text: str, probs, content) -> list[Hit]:
+        """CLF_ hits from one message's probabilities (bounded and given its language by its
+        features.Content), explained on demand."""
         return rs.policy.classifier_hits(self._labels, probs, lambda label: clf.explain(text, label, k=5),
                                          content=content)
 
@@ -123,7 +123,7 @@ class Moderator:
 
     def evidence_batch(self, texts: Sequence[str], account_lists: CustomLists | None = None,
                        rs: RuleSet | None = None):
-        """(normalized text, keyword + pattern hits, class probabilities or None, content units
+        """(normalized text, keyword + pattern hits, class probabilities or None, features.Content
         or None) per message, before the policy: what check_batch decides on (evaluation replays
         it under other thresholds)."""
         rs = rs or self._manager.current

@@ -90,3 +90,24 @@ def test_min_content_must_be_a_small_whole_number(value):
 def test_min_content_is_read_from_the_policy_file():
     p, _ = Policy.from_config({"classifier": {"min_content": 7}}, None, ())
     assert p.min_content == 7
+
+
+def test_language_thresholds_apply_to_messages_of_that_language():
+    from app.engine.features import Content
+
+    p, _ = Policy.from_config({"classifier": {
+        "categories": {"abuse": {"report": 0.4, "review": 0.4, "reject": 0.5}},
+        "languages": {"en": {"categories": {"abuse": {"review": 0.9, "reject": None}}}}}}, None, ())
+    (zh,) = p.classifier_hits(("abuse",), [0.95], content=Content(cjk=12, latin=1))
+    assert zh.action == "reject"
+    (en,) = p.classifier_hits(("abuse",), [0.95], content=Content(cjk=0, latin=9))
+    assert en.action == "review"  # never rejects in English; the report threshold is inherited
+    (low,) = p.classifier_hits(("abuse",), [0.6], content=Content(cjk=0, latin=9))
+    assert low.action is None
+
+
+@pytest.mark.parametrize("bad", [{"fr": {"categories": {}}}, {"en": []}, {"en": {"cats": {}}},
+                                 {"en": {"categories": {"abuse": {"review": 2}}}}])
+def test_bad_language_sections_are_refused(bad):
+    with pytest.raises(ValueError, match="classifier.languages"):
+        Policy.from_config({"classifier": {"languages": bad}}, None, ())
