@@ -122,16 +122,19 @@ def _by_source(rules_dir: Path, train_dir, data_dir, sources: str | None, report
                                        progress=_progress, log=lambda m: click.echo(m, err=True), misses=misses)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    if misses_path is not None:
-        import json
-
-        misses_path.write_text("".join(json.dumps(m, ensure_ascii=False) + "\n" for m in misses), encoding="utf-8")
     for line in bs.table_lines(result):
         click.echo(line)
-    if report_path is not None:
-        command = "smsguard " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-        bs.write_report(report_path, result, command)
-        click.echo(f"report: {report_path}")
+    try:  # the table is printed first: a path that cannot be written loses no figure
+        if misses_path is not None:
+            import json
+
+            misses_path.write_text("".join(json.dumps(m, ensure_ascii=False) + "\n" for m in misses), encoding="utf-8")
+        if report_path is not None:
+            command = "smsguard " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+            bs.write_report(report_path, result, command)
+            click.echo(f"report: {report_path}")
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {exc.filename}: {exc.strerror}") from None
 
 
 def _blind(path: Path, model_dir: Path, rules_dir: Path) -> None:

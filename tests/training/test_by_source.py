@@ -84,3 +84,11 @@ def test_cli_refuses_by_source_with_split_options():
     assert r.exit_code == 2 and "--by-source cannot be combined" in r.output
     r = CliRunner().invoke(cli, ["evaluate", "--sources", "fbs"])
     assert r.exit_code == 2 and "--sources, --report and --misses go with --by-source" in r.output
+
+
+def test_cli_prints_the_table_then_fails_in_one_line_when_the_report_cannot_be_written(corpora, tmp_path):
+    train, data = corpora
+    r = CliRunner().invoke(cli, ["evaluate", "--by-source", "--sources", "ordinary", "--train-dir", str(train),
+                                 "--data-dir", str(data), "--report", str(tmp_path / "missing" / "r.md")])
+    assert r.exit_code == 1
+    assert "ordinary" in r.output and "cannot write" in r.output and "Traceback" not in r.output
