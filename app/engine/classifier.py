@@ -28,7 +28,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from app.engine.features import FEATURES_VERSION, WORD_PREFIX, char_ngrams_wb, content_units, display_token, prepare
+from app.engine.features import (FEATURES_VERSION, WORD_PREFIX, Content, char_ngrams_wb, content_units,
+                                 display_token, prepare)
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ class Classifier:
     def thresholds(self) -> dict:
         return dict(self.metadata.get("thresholds", {}))
 
-    def _tokens(self, text: str) -> tuple[list[str], int]:
+    def _tokens(self, text: str) -> tuple[list[str], Content]:
         """(feature tokens, features.Content) of one normalized text."""
         an = self._analyzer
         if hasattr(an, "tokens_of_prepared"):
@@ -94,13 +95,11 @@ class Classifier:
             return an.tokens_of_prepared(prepared), content_units(prepared)
         return an(text), content_units(prepare(text))
 
-    def _features(self, text: str, tokens: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(feature indices, L2-normalized sublinear TF-IDF values) of one text."""
+    def _features(self, tokens: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(feature indices, L2-normalized sublinear TF-IDF values) of one text's tokens."""
         # count the tokens first (a small dict), then look each distinct token up once in the
         # large vocabulary (its lookups are memory-bound)
         get = self._vocab.get
-        if tokens is None:
-            tokens = self._analyzer(text)
         pairs = [(j, c) for j, c in ((get(t), c) for t, c in Counter(tokens).items()) if j is not None]
         if not pairs:
             return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.float64)
@@ -110,8 +109,8 @@ class Classifier:
         v /= math.sqrt(float(v @ v))
         return idx, v
 
-    def decision_one(self, normalized_text: str) -> np.ndarray:
-        idx, v = self._features(normalized_text)
+    def decision_one(self, normalized_text: str, tokens: list[str] | None = None) -> np.ndarray:
+        idx, v = self._features(self._analyzer(normalized_text) if tokens is None else tokens)
         if len(idx) == 0:
             return self._b.copy()
         return v @ self._W[idx] + self._b
@@ -121,14 +120,13 @@ class Classifier:
         s = self.decision_one(normalized_text)
         return 1.0 / (1.0 + np.exp(-s))
 
-    def score_one(self, normalized_text: str) -> tuple[np.ndarray, int]:
+    def score_one(self, normalized_text: str) -> tuple[np.ndarray, Content]:
         """(probabilities, features.Content) of one normalized text: what the policy decides on."""
-        tokens, units = self._tokens(normalized_text)
-        idx, v = self._features(normalized_text, tokens)
-        s = self._b.copy() if len(idx) == 0 else v @ self._W[idx] + self._b
-        return 1.0 / (1.0 + np.exp(-s)), units
+        tokens, content = self._tokens(normalized_text)
+        s = self.decision_one(normalized_text, tokens)
+        return 1.0 / (1.0 + np.exp(-s)), content
 
-    def transform(self, normalized_texts: Iterable[str], units: list[int] | None = None):
+    def transform(self, normalized_texts: Iterable[str], units: list[Content] | None = None):
         """CSR (n, n_features) of L2-normalized sublinear TF-IDF, the same numbers as the
         vectorizer's ``transform`` (tests prove it) without its per-token Python overhead.
         With ``units`` (a list), each text's features.Content is appended to it."""
@@ -177,10 +175,10 @@ class Classifier:
         s = self.decision_batch(texts)
         return 1.0 / (1.0 + np.exp(-s))
 
-    def score_batch(self, normalized_texts: Iterable[str]) -> tuple[np.ndarray, list[int]]:
+    def score_batch(self, normalized_texts: Iterable[str]) -> tuple[np.ndarray, list[Content]]:
         """(probabilities (n, len(labels)), features.Content per text): the batch path of score_one."""
         texts = list(normalized_texts)
-        units: list[int] = []
+        units: list[Content] = []
         if not texts:
             return np.empty((0, len(self.labels))), units
         X = self.transform(texts, units)

@@ -83,9 +83,8 @@ def evaluate_by_source(rules_dir: Path, train_dir: Path | None = None, data_dir:
     from app.engine.moderator import Moderator
     from app.engine.ruleset import RuleSetManager
     from app.training import dataset as ds
-    from app.training.augment import synthetic_notifications
     from app.training.split import near_duplicate_groups
-    from app.training.train import DEFAULTS, fit_classifier, lexicon_user_words
+    from app.training.train import DEFAULTS, fit_classifier, lexicon_user_words, synthetic_rows
 
     params = dict(DEFAULTS, **overrides, seed=seed)
     t0 = time.time()
@@ -105,10 +104,7 @@ def evaluate_by_source(rules_dir: Path, train_dir: Path | None = None, data_dir:
     n_real = len(rows)
     groups, _sig, _bands = near_duplicate_groups([prepare(r.norm) for r in rows],
                                                  threshold=params["dedup_threshold"], seed=seed)
-    synth = synthetic_notifications(params["synthetic_zh"], params["synthetic_en"], seed=seed)
-    for r in synth:
-        r.norm = normalizer(r.text)
-    all_rows = rows + synth
+    all_rows = rows + synthetic_rows(params, normalizer)
     user_words = lexicon_user_words(rules_dir)
     analyzer = Analyzer(user_words)
     tokens = [analyzer(r.norm) for r in prog(all_rows, desc="tokens", unit="msg")]
@@ -126,14 +122,13 @@ def evaluate_by_source(rules_dir: Path, train_dir: Path | None = None, data_dir:
             moderator = Moderator(manager, clf)
             held_rows = [rows[i] for i in np.flatnonzero(held)]
             texts = [ds.engine_text(r) for r in held_rows]
-            verdicts = [v.verdict for i in range(0, len(texts), 1000) for v in moderator.check_batch(texts[i:i + 1000])]
-            c = _counts(held_rows, verdicts)
+            verdicts = [v for i in range(0, len(texts), 1000) for v in moderator.check_batch(texts[i:i + 1000])]
+            c = _counts(held_rows, [v.verdict for v in verdicts])
             if misses is not None:
                 for r, t, v in zip(held_rows, texts, verdicts):
-                    if v != "allow" and (not r.labels or set(r.labels) <= {"marketing"}):
-                        d = moderator.check(t).to_dict()
-                        misses.append({"source": s, "text": t, "labels": list(r.labels), "verdict": d["verdict"],
-                                       "rules": [(h["rule"], h["score"], h.get("evidence")) for h in d["reasons"]]})
+                    if v.verdict != "allow" and (not r.labels or set(r.labels) <= {"marketing"}):
+                        misses.append({"source": s, "text": t, "labels": list(r.labels), "verdict": v.verdict,
+                                       "rules": [(h.rule, h.score, h.evidence) for h in v.reasons]})
             c["near_duplicates_left_out"] = int(crossing.sum())
             c["seconds"] = round(time.time() - t1, 1)
             out[s] = c

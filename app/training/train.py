@@ -200,6 +200,14 @@ def fit_classifier(rows, tr: np.ndarray, params: dict, user_words: list[str], pr
     return Classifier(vec, W, B, LABELS, version="training"), heads
 
 
+def synthetic_rows(params: dict, normalizer: Callable[[str], str]) -> list:
+    """The generated ordinary notifications of augment.py, normalized (training side only)."""
+    synth = synthetic_notifications(params["synthetic_zh"], params["synthetic_en"], seed=params["seed"])
+    for r in synth:
+        r.norm = normalizer(r.text)
+    return synth
+
+
 def _identity(tokens):
     return tokens
 
@@ -223,9 +231,7 @@ def train_model(out_dir: Path, seed: int = 13, train_dir: Path | None = None, da
     log(f"split: {sp.summary()}")
     tr, va = sp.train_idx, sp.val_idx
     # synthetic ordinary notifications (augment.py): training side only
-    synth = synthetic_notifications(params["synthetic_zh"], params["synthetic_en"], seed=seed)
-    for r in synth:
-        r.norm = normalizer(r.text)
+    synth = synthetic_rows(params, normalizer)
     tr = np.concatenate([tr, np.arange(len(rows), len(rows) + len(synth))])
     rows = rows + synth
     files = files + [{"file": "(generated) app/training/augment.py", "kind": "generated",
