@@ -12,10 +12,13 @@ class StrictSchema(Schema):
 
 class ReasonSchema(Schema):
     rule = fields.String(required=True)
-    category = fields.String(allow_none=True)
+    category = fields.String(allow_none=True, metadata={"description": "taxonomy id; null for patterns, "
+                                                                       "template, account and notice-context hits"})
     detector = fields.String()
     score = fields.Float()
-    action = fields.String(allow_none=True)
+    action = fields.String(allow_none=True, metadata={
+        "description": "reject (forces reject) | review (forces at least review) | allow (forces allow) | "
+                       "context (notice wording: demotes other hits, rules/README.md) | null (score only)"})
     evidence = fields.String(allow_none=True)
     span = fields.List(fields.Integer(), allow_none=True)
     description = fields.String(allow_none=True)

@@ -69,7 +69,8 @@ def train(out: Path, seed: int, train_dir, data_dir, rules_dir) -> None:
 @click.option("--blind", "blind_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="score this labelled set (JSON lines: text, labels, kind, lang) with the full engine and --model")
 @click.option("--misses", "misses_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="with --by-source: write the normal and marketing rows that were not allowed here (JSON lines)")
+              help="with --by-source or --blind: write the legitimate rows that were not allowed (and, with --blind, "
+                   "the prohibited rows that were) here (JSON lines)")
 def evaluate(model_dir: Path, train_dir, data_dir, engine: bool, rules_dir: Path, choose: bool,
              exclude_val_of: int | None, by_source: bool, sources: str | None, report_path: Path | None,
              seed: int, misses_path: Path | None, blind_path: Path | None) -> None:
@@ -82,7 +83,7 @@ def evaluate(model_dir: Path, train_dir, data_dir, engine: bool, rules_dir: Path
         if by_source or choose or exclude_val_of is not None or engine:
             raise click.UsageError("--blind cannot be combined with --by-source, --choose-thresholds, "
                                    "--exclude-val-of or --engine")
-        _blind(blind_path, model_dir, rules_dir)
+        _blind(blind_path, model_dir, rules_dir, misses_path)
         return
     if by_source:
         if choose or exclude_val_of is not None or engine:
@@ -126,9 +127,7 @@ def _by_source(rules_dir: Path, train_dir, data_dir, sources: str | None, report
         click.echo(line)
     try:  # the table is printed first: a path that cannot be written loses no figure
         if misses_path is not None:
-            import json
-
-            misses_path.write_text("".join(json.dumps(m, ensure_ascii=False) + "\n" for m in misses), encoding="utf-8")
+            _write_lines(misses_path, misses)
         if report_path is not None:
             command = "smsguard " + " ".join(shlex.quote(a) for a in sys.argv[1:])
             bs.write_report(report_path, result, command)
@@ -137,7 +136,17 @@ def _by_source(rules_dir: Path, train_dir, data_dir, sources: str | None, report
         raise click.ClickException(f"cannot write {exc.filename}: {exc.strerror}") from None
 
 
-def _blind(path: Path, model_dir: Path, rules_dir: Path) -> None:
+def _write_lines(path: Path, rows: list) -> None:
+    """JSON lines to ``path``; an unwritable path is a one-line error."""
+    import json
+
+    try:
+        path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {exc.filename}: {exc.strerror}") from None
+
+
+def _blind(path: Path, model_dir: Path, rules_dir: Path, misses_path: Path | None = None) -> None:
     from app.engine.moderator import Moderator
     from app.training import blind
 
@@ -152,3 +161,5 @@ def _blind(path: Path, model_dir: Path, rules_dir: Path) -> None:
         moderator.close()
     for line in blind.table_lines(result):
         click.echo(line)
+    if misses_path is not None:
+        _write_lines(misses_path, blind.misses(result))

@@ -27,7 +27,15 @@ every other hit of that category is demoted one step: a ``reject`` action become
 (a forced keyword rule in a warning goes to a person, not to the bin) and a classifier hit's
 ``review`` action is dropped (its score still counts, offset by the context score). Account
 block lists (``KW_ACCOUNT_*``) and hits without a category are never demoted. A demoted hit says
-so in its description.
+so in its description. A category under warning context never rejects on its score total
+alone: when the total reaches ``thresholds.reject`` only with the scores of such categories, the
+verdict is review.
+
+Notice context (rules/context.yaml, hits with action ``context``): wording that warns against,
+reports on or moderates prohibited content of any kind (警方提醒, 均属违法行为, 感谢您的举报,
+"has been removed"). It demotes the ``reject`` hits of every category to ``review`` (never a
+classifier's review: only a category's own context clears that) and its score (the most negative
+one present) offsets each category's positive sum. It adds nothing to the total.
 
 Classifier section: for each label, a probability p below ``report`` makes no hit; p >=
 ``report`` makes a ``CLF_<LABEL>`` hit with score p (contribution ``weight * p``); p >= ``review``
@@ -38,6 +46,9 @@ thresholds come from ``classifier.default`` overridden per category in
 ``u`` content units (CJK characters + Latin words, links and numbers not counted:
 ``features.content_units``) below ``min_content`` has every probability multiplied by
 ``u / min_content`` before the thresholds (a bare link or phone number: 0, no classifier hit).
+``classifier.min_content_reject``: the classifier alone never rejects a message with fewer content
+units than this (a fragment of a few words is too little to refuse a message on); such a hit
+forces review instead and says so.
 ``classifier.languages.<en|zh>.categories`` override a category's thresholds for messages of
 that language (``Content.lang``: Latin words outnumber CJK characters -> en).
 """
@@ -73,6 +84,7 @@ class Policy:
     classifier_categories: dict[str, ClassifierThresholds] = field(default_factory=dict)
     classifier_enabled: bool = True
     min_content: int = 0
+    min_content_reject: int = 0
     #: per message language ("en", "zh": features.Content.lang), category -> thresholds
     classifier_languages: dict[str, dict[str, ClassifierThresholds]] = field(default_factory=dict)
 
@@ -139,11 +151,11 @@ class Policy:
         clf = doc.get("classifier") or {}
         if not isinstance(clf, dict):
             raise ValueError("classifier: expected a mapping")
-        _keys(clf, {"enabled", "weight", "default", "categories", "min_content", "languages"}, "classifier")
+        _keys(clf, {"enabled", "weight", "default", "categories", "min_content", "min_content_reject", "languages"},
+              "classifier")
         weight = _num(clf.get("weight", 5.0), "classifier.weight")
-        min_content = clf.get("min_content", 0)
-        if not isinstance(min_content, int) or isinstance(min_content, bool) or not 0 <= min_content <= 100:
-            raise ValueError("classifier.min_content: must be a whole number from 0 to 100")
+        min_content = _units(clf.get("min_content", 0), "classifier.min_content")
+        min_content_reject = _units(clf.get("min_content_reject", 0), "classifier.min_content_reject")
         enabled = clf.get("enabled", True)
         if not isinstance(enabled, bool):
             raise ValueError("classifier.enabled: must be true or false")
@@ -181,6 +193,7 @@ class Policy:
             disabled=frozenset(disabled), informational=frozenset(informational),
             classifier_weight=weight, classifier_default=default,
             classifier_categories=per, classifier_enabled=enabled, min_content=min_content,
+            min_content_reject=min_content_reject,
         ), warnings
 
     # ------------------------------------------------------------------------ classifier
@@ -227,12 +240,16 @@ class Policy:
                         words = tuple(explain(label))
                     except Exception:  # an explanation is a courtesy, never a failure
                         words = None
+            desc = f"classifier: {label}{note}"
             if t.reject is not None and p >= t.reject:
-                action = "reject"
+                if units is not None and units < self.min_content_reject:
+                    action = "review"
+                    desc += f" (review, not reject: {units} of {self.min_content_reject} content units)"
+                else:
+                    action = "reject"
             hits.append(Hit(
                 rule=f"CLF_{label.upper()}", category=label, detector="classifier",
-                score=round(p, 4), action=action, description=f"classifier: {label}{note}",
-                words=words,
+                score=round(p, 4), action=action, description=desc, words=words,
             ))
         return hits
 
@@ -267,9 +284,17 @@ class Policy:
         info = self.informational
         weight = self.classifier_weight
         hits = list(hits)
-        context = None  # category -> the context rule that demotes its other hits
+        context = None  # category (or ANY: a context.yaml rule) -> the context rule that demotes hits
+        any_offset = 0.0  # the most negative score of a context.yaml hit: offsets every category
         for h in hits:
-            if h.score < 0 and h.category is not None and h.rule not in disabled:
+            if h.rule in disabled:
+                continue
+            if h.action == "context":
+                if context is None:
+                    context = {}
+                context.setdefault(_ANY, h.rule)
+                any_offset = min(any_offset, h.score)
+            elif h.score < 0 and h.category is not None:
                 if context is None:
                     context = {}
                 context.setdefault(h.category, h.rule)
@@ -281,6 +306,9 @@ class Policy:
                 o = overrides.get(rule)
                 if o:
                     h = h._replace(**o)
+            if h.action == "context":
+                reasons.append(h)  # evidence only: its effect is the demotion and the offset below
+                continue
             if context is not None and h.action in ("reject", "review") and h.score >= 0:
                 h = _demoted(h, context)
             reasons.append(h)
@@ -309,14 +337,21 @@ class Policy:
                     if cat is not None:
                         forced[cat] = None
         total = loose
+        uncontested = loose  # the part of the total from categories no warning context speaks of
         cats: list[tuple[float, int, str]] = []
         for i, (cat, v) in enumerate(net.items()):
             if cat in info:
                 if v > 0:
                     cats.append((0.0, i, cat))
                 continue
+            if v > 0 and any_offset and cat not in context:  # offsets never stack with a category's own
+                v = max(0.0, v + any_offset)
+                if v == 0.0 and cat not in forced:
+                    continue
             if v > 0:
                 total += v
+                if context is None or (cat not in context and _ANY not in context):
+                    uncontested += v
                 cats.append((-v, i, cat))
             elif cat in forced:
                 cats.append((0.0, i, cat))
@@ -325,7 +360,7 @@ class Policy:
             verdict, forced_by = "reject", force_reject
         elif force_allow is not None:
             verdict, forced_by = "allow", force_allow
-        elif total >= self.reject_at:
+        elif total >= self.reject_at and uncontested >= self.reject_at:
             verdict = "reject"
         elif total >= self.review_at or want_review:
             verdict = "review"
@@ -336,18 +371,31 @@ class Policy:
                        ruleset_version, model_version, forced_by)
 
 
+_ANY = "*"  # key of ``context`` for a context.yaml rule: it speaks of every category
+
+
 def _demoted(h: Hit, context: dict[str, str]) -> Hit:
-    """``h`` one step down when a context rule of its category fired (see the module doc)."""
-    by = context.get(h.category) if h.category is not None else None
-    if by is None or h.rule.startswith("KW_ACCOUNT_") or h.detector not in ("keyword", "pattern", "classifier"):
+    """``h`` one step down when a context rule of its category, or of context.yaml, fired (see
+    the module doc)."""
+    if h.category is None or h.rule.startswith("KW_ACCOUNT_") or h.detector not in ("keyword", "pattern", "classifier"):
         return h
+    by = context.get(h.category)
     if h.action == "reject":
         action = "review"
+        by = by or context.get(_ANY)
     elif h.detector == "classifier":
-        action = None
+        action = None  # only its own category's context: a generic notice word never clears a review
     else:
         return h
+    if by is None:
+        return h
     return h._replace(action=action, description=f"{h.description} (demoted from {h.action}: warning context {by})")
+
+
+def _units(v: Any, name: str) -> int:
+    if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= 100:
+        raise ValueError(f"{name}: must be a whole number from 0 to 100")
+    return v
 
 
 def _num(v: Any, name: str) -> float:

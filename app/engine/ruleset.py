@@ -41,7 +41,7 @@ CATEGORY_ACTIONS = ("reject", "review", "allow")
 LANGS = ("zh", "en")
 MAX_VARIANTS_PER_TERM = 64
 
-RULE_FILES = ("categories.yaml", "policy.yaml", "variants.yaml", "allow.yaml", "patterns.yaml")
+RULE_FILES = ("categories.yaml", "policy.yaml", "variants.yaml", "allow.yaml", "patterns.yaml", "context.yaml")
 SKIP_DIRS = ("selftest",)
 
 
@@ -66,9 +66,9 @@ class Category:
 @dataclass(frozen=True)
 class KeywordRule:
     id: str
-    category: str
+    category: str | None  # None: a context rule (context.yaml)
     description: str
-    action: str  # reject | review | score
+    action: str  # reject | review | score | context
     score: float
     lang: str  # zh | en
     pinyin: bool
@@ -214,13 +214,14 @@ def load_categories(rules_dir: Path, hasher) -> dict[str, Category]:
 
 def load_keyword_rules(rules_dir: Path, categories: dict[str, Category], hasher,
                        warnings: list[str] | None = None) -> list[KeywordRule]:
+    """The rules of keywords/<category>.yaml, then those of context.yaml."""
     if warnings is None:
         warnings = []
     kw_dir = rules_dir / "keywords"
     rules: list[KeywordRule] = []
     seen: dict[str, str] = {}
     if not kw_dir.is_dir():
-        return rules
+        return rules + load_context_rules(rules_dir, hasher, seen, warnings)
     files = sorted(p for p in kw_dir.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
     for path in files:
         rel = _rel(rules_dir, path)
@@ -234,47 +235,68 @@ def load_keyword_rules(rules_dir: Path, categories: dict[str, Category], hasher,
         items = doc.get("rules") or []
         _expect(isinstance(items, list), rel, "rules", "expected a list")
         for i, r in enumerate(items):
-            where = f"rules[{i}]"
-            _expect(isinstance(r, dict), rel, where, "expected a mapping")
-            rid = r.get("id")
-            where = f"rules[{i}] ({rid})"
-            _check_keys(r, {"id", "description", "action", "score", "lang", "pinyin", "terms", "file"}, rel, where)
-            _expect(isinstance(rid, str) and rid.startswith("KW_") and bool(RULE_ID_RE.match(rid)), rel, where, "id must be UPPER_SNAKE starting with KW_")
-            _expect(rid not in seen, rel, where, f"duplicate rule id (also in {seen.get(rid)})")
-            seen[rid] = rel
-            action = r.get("action", "score")
-            _expect(action in KEYWORD_ACTIONS, rel, where, f"action must be one of {', '.join(KEYWORD_ACTIONS)}")
-            score = r.get("score", 0)
-            _expect(_number(score), rel, where, "score must be a number")
-            lang = r.get("lang", "zh")
-            _expect(lang in LANGS, rel, where, f"lang must be one of {', '.join(LANGS)}")
-            pinyin = r.get("pinyin", False)
-            _expect(isinstance(pinyin, bool), rel, where, "pinyin must be true or false")
-            _expect(not (pinyin and lang != "zh"), rel, where, "pinyin: true needs lang: zh")
-            terms_raw = r.get("terms") or []
-            _expect(isinstance(terms_raw, list), rel, where, "terms must be a list")
-            terms: list[str] = []
-            for j, t in enumerate(terms_raw):
-                _expect(isinstance(t, (str, int)) and not isinstance(t, bool), rel, f"{where} terms[{j}]", "a term must be a string")
-                terms.append(str(t))
-            if "file" in r:
-                terms.extend(read_term_file(rules_dir, r["file"], hasher, rel, where))
-            _expect(bool(terms), rel, where, "no terms (give terms: or file:)")
-            terms = list(dict.fromkeys(terms))
-            norms = []
-            for t in terms:
-                n = normalize_term(t).strip()
-                _expect(n != "", rel, where, f"term {t!r} is empty after normalization")
-                _expect(len(n) >= 2 or not n.isascii(), rel, where, f"term {t!r} normalizes to a single character {n!r}: it would fire on ordinary text")
-                if len(n) == 1:
-                    warnings.append(f"{rel}: {where}: single-character term {t!r} (matches anywhere it appears)")
-                norms.append(n)
-            rules.append(KeywordRule(
-                id=rid, category=cat, description=str(r.get("description", "") or ""),
-                action=action, score=float(score), lang=lang, pinyin=pinyin,
-                terms=tuple(terms), source=rel, norm_terms=tuple(norms),
-            ))
-    return rules
+            rules.append(_keyword_rule(rules_dir, r, cat, rel, f"rules[{i}]", seen, hasher, warnings))
+    return rules + load_context_rules(rules_dir, hasher, seen, warnings)
+
+
+def _keyword_rule(rules_dir: Path, r: Any, cat: str | None, rel: str, where: str, seen: dict[str, str], hasher,
+                  warnings: list[str]) -> KeywordRule:
+    """One validated keyword rule of ``rel`` (a keywords/ file: ``cat`` its category; context.yaml:
+    ``cat`` None, action ``context``, score <= 0)."""
+    _expect(isinstance(r, dict), rel, where, "expected a mapping")
+    rid = r.get("id")
+    where = f"{where} ({rid})"
+    context = cat is None
+    keys = {"id", "description", "score", "lang", "pinyin", "terms", "file"} | (set() if context else {"action"})
+    _check_keys(r, keys, rel, where)
+    _expect(isinstance(rid, str) and rid.startswith("KW_") and bool(RULE_ID_RE.match(rid)), rel, where, "id must be UPPER_SNAKE starting with KW_")
+    _expect(rid not in seen, rel, where, f"duplicate rule id (also in {seen.get(rid)})")
+    seen[rid] = rel
+    action = "context" if context else r.get("action", "score")
+    _expect(action in KEYWORD_ACTIONS or context, rel, where, f"action must be one of {', '.join(KEYWORD_ACTIONS)}")
+    score = r.get("score", 0)
+    _expect(_number(score), rel, where, "score must be a number")
+    _expect(not context or score <= 0, rel, where, "a context rule's score must be 0 or negative")
+    lang = r.get("lang", "zh")
+    _expect(lang in LANGS, rel, where, f"lang must be one of {', '.join(LANGS)}")
+    pinyin = r.get("pinyin", False)
+    _expect(isinstance(pinyin, bool), rel, where, "pinyin must be true or false")
+    _expect(not (pinyin and lang != "zh"), rel, where, "pinyin: true needs lang: zh")
+    terms_raw = r.get("terms") or []
+    _expect(isinstance(terms_raw, list), rel, where, "terms must be a list")
+    terms: list[str] = []
+    for j, t in enumerate(terms_raw):
+        _expect(isinstance(t, (str, int)) and not isinstance(t, bool), rel, f"{where} terms[{j}]", "a term must be a string")
+        terms.append(str(t))
+    if "file" in r:
+        terms.extend(read_term_file(rules_dir, r["file"], hasher, rel, where))
+    _expect(bool(terms), rel, where, "no terms (give terms: or file:)")
+    terms = list(dict.fromkeys(terms))
+    norms = []
+    for t in terms:
+        n = normalize_term(t).strip()
+        _expect(n != "", rel, where, f"term {t!r} is empty after normalization")
+        _expect(len(n) >= 2 or not n.isascii(), rel, where, f"term {t!r} normalizes to a single character {n!r}: it would fire on ordinary text")
+        if len(n) == 1:
+            warnings.append(f"{rel}: {where}: single-character term {t!r} (matches anywhere it appears)")
+        norms.append(n)
+    return KeywordRule(id=rid, category=cat, description=str(r.get("description", "") or ""),
+                       action=action, score=float(score), lang=lang, pinyin=pinyin,
+                       terms=tuple(terms), source=rel, norm_terms=tuple(norms))
+
+
+def load_context_rules(rules_dir: Path, hasher, seen: dict[str, str], warnings: list[str]) -> list[KeywordRule]:
+    """rules/context.yaml: wording that warns against, reports on or moderates prohibited content
+    in any category (the policy demotes every category's hits one step; rules/README.md)."""
+    rel = "context.yaml"
+    doc = _read_yaml(rules_dir, rules_dir / rel, hasher, required=False)
+    if doc is None:
+        return []
+    _expect(isinstance(doc, dict), rel, "", "expected a mapping with a 'rules' list")
+    _check_keys(doc, {"rules", "description"}, rel, "")
+    items = doc.get("rules") or []
+    _expect(isinstance(items, list), rel, "rules", "expected a list")
+    return [_keyword_rule(rules_dir, r, None, rel, f"rules[{i}]", seen, hasher, warnings) for i, r in enumerate(items)]
 
 
 def load_allow(rules_dir: Path, categories: dict[str, Category], hasher) -> list[AllowPhrase]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from app.engine.classifier import PROHIBITED
 
-__all__ = ["read_set", "score_set", "table_lines"]
+__all__ = ["read_set", "score_set", "table_lines", "misses"]
 
 
 def read_set(path: Path) -> list[dict]:
@@ -54,9 +54,14 @@ def score_set(moderator, rows: list[dict]) -> dict:
             g["rejected"] += v.verdict == "reject"
             g["review"] += v.verdict == "review"
         per_row.append({"text": r["text"], "side": side, "kind": kind, "lang": lang, "verdict": v.verdict,
-                        "rules": [h.rule for h in v.reasons]})
+                        "rules": [(h.rule, h.score, h.action, h.evidence) for h in v.reasons]})
     return {"groups": {k: dict(g) for k, g in sorted(groups.items())}, "rows": per_row,
             "ruleset_version": moderator.ruleset_version, "model_version": moderator.model_version}
+
+
+def misses(result: dict) -> list[dict]:
+    """The rows the engine got wrong: legitimate ones not allowed, prohibited ones allowed."""
+    return [r for r in result["rows"] if (r["side"] == "legitimate") == (r["verdict"] != "allow")]
 
 
 def table_lines(result: dict) -> list[str]:

@@ -61,3 +61,27 @@ def test_an_anti_cult_notice_naming_the_group_goes_to_review_not_reject(engine):
 
 def test_the_same_group_named_in_propaganda_is_still_rejected(engine):
     assert engine.check("法轮大法好，真善忍好，三退保平安").verdict == "reject"
+
+
+@pytest.mark.parametrize("text", [
+    # police, regulator and platform notices that name what they warn about (rules/context.yaml)
+    "【城东派出所】警方提醒：网上“高额返水”的赌球平台均属违法，请勿参与，被骗请立即报警。",
+    "【某某视频】您举报的评论含有“去死吧”等辱骂内容，已被删除，感谢您的举报。",
+    "City Council: street dealers selling cocaine near the station were arrested last week. Report any drug dealing on 101.",
+    "We reviewed your report. The comment calling you a 'worthless bitch' broke our community guidelines and has been removed.",
+    # a hospital about a prescribed opioid (contraband's own medical context)
+    "【市一医院】您的盐酸羟考酮缓释片处方已开具，请于本周五前凭身份证到门诊二楼麻醉药品专用窗口取药。",
+])
+def test_notices_that_name_what_they_warn_about_are_not_rejected(engine, text):
+    v = engine.check(text)
+    assert v.verdict != "reject", [(h.rule, h.action) for h in v.reasons]
+    assert v.forced_by is None
+
+
+@pytest.mark.parametrize("text", [
+    # a warning word does not launder a scam: it still reaches a reviewer or the bin
+    "澳门百家乐真人荷官在线，首充送88%，谨防假冒，认准官网 www.amdc888.vip",
+    "警方提醒：您名下银行卡涉嫌洗钱，请立即将资金转入安全账户配合调查。",
+])
+def test_a_scam_that_borrows_warning_words_is_still_flagged(engine, text):
+    assert engine.check(text).verdict != "allow"

@@ -81,15 +81,27 @@ def test_classifier_is_scaled_down_below_min_content_and_says_so():
     assert unbounded.action == "reject"
 
 
+@pytest.mark.parametrize("key", ["min_content", "min_content_reject"])
 @pytest.mark.parametrize("value", [-1, 101, 2.5, "5", True])
-def test_min_content_must_be_a_small_whole_number(value):
-    with pytest.raises(ValueError, match="min_content"):
-        Policy.from_config({"classifier": {"min_content": value}}, None, ())
+def test_min_content_must_be_a_small_whole_number(key, value):
+    with pytest.raises(ValueError, match=key):
+        Policy.from_config({"classifier": {key: value}}, None, ())
 
 
 def test_min_content_is_read_from_the_policy_file():
-    p, _ = Policy.from_config({"classifier": {"min_content": 7}}, None, ())
-    assert p.min_content == 7
+    p, _ = Policy.from_config({"classifier": {"min_content": 7, "min_content_reject": 9}}, None, ())
+    assert (p.min_content, p.min_content_reject) == (7, 9)
+
+
+def test_classifier_alone_does_not_reject_a_fragment_below_min_content_reject():
+    p = Policy(classifier_weight=5, min_content_reject=9, classifier_default=ClassifierThresholds(0.5, 0.8, 0.95))
+    (short,) = p.classifier_hits(("gambling",), [0.99], content=8)
+    assert short.action == "review" and "8 of 9 content units" in short.description
+    assert p.decide([short]).verdict == "review"
+    (long_,) = p.classifier_hits(("gambling",), [0.99], content=9)
+    assert long_.action == "reject" and p.decide([long_]).verdict == "reject"
+    # keyword evidence still rejects a short message: the bound is on the classifier alone
+    assert p.decide([short, kw("KW_GAMBLING_CASINO_BRAND", "gambling", 0, "reject")]).verdict == "reject"
 
 
 def test_language_thresholds_apply_to_messages_of_that_language():
@@ -111,3 +123,65 @@ def test_language_thresholds_apply_to_messages_of_that_language():
 def test_bad_language_sections_are_refused(bad):
     with pytest.raises(ValueError, match="classifier.languages"):
         Policy.from_config({"classifier": {"languages": bad}}, None, ())
+
+
+# --- notice context (rules/context.yaml): wording of warnings, reports and moderation notices
+# that speaks of every category
+
+NOTICE = Hit("KW_CTX_NOTICE_WARNING", None, "keyword", -6, "context", "均属违法", (0, 4), "notice")
+
+
+def test_notice_context_demotes_forced_hits_of_every_category_to_review():
+    gambling = kw("KW_GAMBLING_CASINO_BRAND", "gambling", 0, "reject")
+    porn = kw("KW_PORN_CONTENT", "pornography", 0, "reject")
+    v = Policy().decide([gambling, porn, NOTICE])
+    assert v.verdict == "review" and v.forced_by is None
+    assert [h.action for h in v.reasons[:2]] == ["review", "review"]
+    assert all("warning context KW_CTX_NOTICE_WARNING" in h.description for h in v.reasons[:2])
+    assert v.reasons[2].rule == "KW_CTX_NOTICE_WARNING"  # listed as evidence
+
+
+def test_notice_context_offsets_each_category_and_adds_nothing_to_the_total():
+    # news of a drug bust: 6 points of contraband, offset by the notice -> allowed
+    drug = kw("KW_CONTRABAND_DRUG_NAMES", "contraband", 6)
+    assert Policy().decide([drug]).verdict == "review"
+    v = Policy().decide([drug, NOTICE])
+    assert v.verdict == "allow" and v.score == 0 and v.categories == ()
+    # the offset is per category, not once for the message, and never below zero
+    v = Policy().decide([drug, kw("KW_GAMBLING_GENERIC", "gambling", 4), NOTICE])
+    assert v.score == 0
+
+
+def test_notice_context_never_clears_a_classifier_review():
+    v = Policy(classifier_weight=5).decide([clf("fraud", 0.7, "review"), NOTICE])
+    assert v.verdict == "review" and v.reasons[0].action == "review"
+    v = Policy(classifier_weight=5).decide([clf("fraud", 0.99, "reject"), NOTICE])
+    assert v.verdict == "review"
+
+
+def test_notice_context_never_demotes_account_lists_or_uncategorised_hits():
+    block = Hit("KW_ACCOUNT_BLOCK", "fraud", "account", 10, "reject", "x", (0, 1))
+    assert Policy().decide([block, NOTICE]).verdict == "reject"
+    short_link = Hit("PAT_SHORT_LINK", None, "pattern", 12, None, "t.cn/x", (0, 6))
+    assert Policy().decide([short_link, NOTICE]).verdict == "reject"
+
+
+def test_a_category_under_warning_context_does_not_reject_on_its_total_alone():
+    # an anti-fraud notice that describes the scam at length: 26 points of fraud, -16 of context
+    words = [kw("KW_FRAUD_TASK_BRUSHING", "fraud", 10), kw("KW_FRAUD_LOAN_ADVANCE_FEE", "fraud", 10),
+             kw("KW_FRAUD_BRUSHING_WORDS", "fraud", 6)]
+    ctx = [kw("KW_FRAUD_CTX_WARNING", "fraud", -8), kw("KW_FRAUD_CTX_AUTHORITY_NOTICE", "fraud", -8)]
+    assert Policy().decide(words).verdict == "reject"
+    v = Policy().decide(words + ctx)
+    assert v.score == 10 and v.verdict == "review"
+    # evidence of another category, untouched by the warning, still rejects on the total
+    gambling = kw("KW_GAMBLING_GENERIC", "gambling", 10)
+    assert Policy().decide(words + ctx + [gambling]).verdict == "reject"
+
+
+def test_notice_offset_does_not_stack_with_a_categorys_own_context():
+    scam = [kw("KW_FRAUD_SAFE_ACCOUNT", "fraud", 10), kw("KW_FRAUD_PAYMENT_REQUEST", "fraud", 4),
+            kw("KW_FRAUD_IMPERSONATION_WEAK", "fraud", 3), kw("KW_FRAUD_CTX_WARNING", "fraud", -8)]
+    assert Policy().decide(scam).verdict == "review"
+    v = Policy().decide(scam + [NOTICE])
+    assert v.verdict == "review" and v.score == 9

@@ -55,7 +55,21 @@ BROKEN = [
     ("variants.yaml", "variants:\n  微信: 威信\n", "list"),
     ("patterns.yaml", "patterns:\n  - {id: PAT_X, regex: '('}\n", "bad regex"),
     ("categories.yaml", "categories:\n  - {id: Fraud}\n", "lower_snake"),
+    ("context.yaml", "rules:\n  - {id: KW_CTX_X, score: 3, terms: [请勿参与]}\n", "score must be 0 or negative"),
+    ("context.yaml", "rules:\n  - {id: KW_CTX_X, action: reject, terms: [请勿参与]}\n", "unknown key"),
+    ("context.yaml", "rules:\n  - {id: KW_GAMBLING_CASINO, score: -6, terms: [请勿参与]}\n", "duplicate rule id"),
+    ("context.yaml", "rules: {id: KW_CTX_X}\n", "expected a list"),
 ]
+
+
+def test_context_rules_hit_every_category_with_a_context_action(rules_dir):
+    (rules_dir / "context.yaml").write_text(
+        "rules:\n  - {id: KW_CTX_TEST, score: -6, terms: [请勿参与]}\n", encoding="utf-8")
+    rs = load_ruleset(rules_dir)
+    (rule,) = [r for r in rs.keyword_rules if r.id == "KW_CTX_TEST"]
+    assert rule.category is None and rule.action == "context" and rule.source == "context.yaml"
+    (rules_dir / "context.yaml").unlink()
+    assert not [r for r in load_ruleset(rules_dir).keyword_rules if r.action == "context"]  # the file is optional
 
 
 @pytest.mark.parametrize("path, content, message", BROKEN)

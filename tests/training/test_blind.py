@@ -58,3 +58,13 @@ def test_cli_scores_a_set_and_refuses_a_broken_one_in_one_line(tmp_path):
     assert r.exit_code == 1 and "ModelMismatchError" in r.output and "Traceback" not in r.output
     r = CliRunner().invoke(cli, ["evaluate", "--blind", str(good), "--engine"])
     assert r.exit_code == 2 and "--blind cannot be combined" in r.output
+
+
+def test_misses_are_the_legitimate_rows_held_and_the_prohibited_rows_let_through():
+    rows = [dict(ROWS[0]), dict(ROWS[2], labels=[]), dict(ROWS[1], labels=["fraud"])]
+    with Moderator.from_paths(RULES, None, watch=False) as m:
+        res = blind.score_set(m, rows)
+    missed = blind.misses(res)
+    assert [(r["side"], r["verdict"]) for r in missed] == [("legitimate", "reject"), ("prohibited", "allow")]
+    rule, score, action, evidence = missed[0]["rules"][0]
+    assert rule.startswith("KW_GAMBLING") and evidence in rows[1]["text"]
