@@ -10,6 +10,12 @@ class StrictSchema(Schema):
         ordered = True
 
 
+class PartSchema(Schema):
+    group = fields.String(required=True)
+    evidence = fields.String(required=True)
+    span = fields.List(fields.Integer(), required=True)
+
+
 class ReasonSchema(Schema):
     rule = fields.String(required=True)
     category = fields.String(allow_none=True, metadata={"description": "taxonomy id; null for patterns, "
@@ -23,6 +29,10 @@ class ReasonSchema(Schema):
     span = fields.List(fields.Integer(), allow_none=True)
     description = fields.String(allow_none=True)
     words = fields.List(fields.String())
+    subcategory = fields.String(metadata={"description": "the scenario the rule names, <category>.<name> "
+                                                         "(rules/categories.yaml, docs/subcategories.md)"})
+    parts = fields.List(fields.Nested(PartSchema), metadata={
+        "description": "a composite rule's parts: the term of each group found, with its span"})
 
 
 class VerdictSchema(Schema):
@@ -31,5 +41,7 @@ class VerdictSchema(Schema):
     score = fields.Float()
     reasons = fields.List(fields.Nested(ReasonSchema))
     forced_by = fields.String(allow_none=True)
+    subcategories = fields.List(fields.String(), metadata={
+        "description": "scenarios named by the hits that decided the verdict, e.g. fraud.impersonation_authority"})
     ruleset_version = fields.String()
     model_version = fields.String(allow_none=True)

@@ -81,19 +81,81 @@ class CustomLists:
 
 
 class _Rule:
-    __slots__ = ("id", "category", "score", "action", "description")
+    __slots__ = ("id", "category", "score", "action", "description", "subcategory")
 
-    def __init__(self, id, category, score, action, description):
+    def __init__(self, id, category, score, action, description, subcategory=None):
         self.id = id
         self.category = category
         self.score = score
         self.action = action
         self.description = description
+        self.subcategory = subcategory
 
     def hit(self, norm: Normalized, s: int, e: int) -> Hit:
         a, b = norm.span(s, e)
         return Hit(self.id, self.category, "keyword", self.score, self.action,
-                   norm.original[a:b], (a, b), self.description)
+                   norm.original[a:b], (a, b), self.description, None, self.subcategory)
+
+
+class _Composite(_Rule):
+    """A rule that fires when a term of every group occurs within ``within`` characters."""
+
+    __slots__ = ("groups", "within")
+
+    def __init__(self, id, category, score, action, description, subcategory, groups, within):
+        super().__init__(id, category, score, action, description, subcategory)
+        self.groups = groups  # group names, in order
+        self.within = within
+
+    def find(self, norm: Normalized, found: list[tuple[int, int, int]]) -> Hit | None:
+        """The hit for the narrowest window holding one occurrence of every group, or None.
+        ``found``: (start, end, group index) of each part occurrence (normalized text)."""
+        n = len(self.groups)
+        found.sort()
+        best = None
+        count = [0] * n
+        have = 0
+        lo = 0
+        for hi, (_s, e, g) in enumerate(found):  # sliding window over occurrences by start
+            if count[g] == 0:
+                have += 1
+            count[g] += 1
+            while have == n:
+                s0 = found[lo][0]
+                end = max(x[1] for x in found[lo:hi + 1])
+                if end - s0 <= self.within and (best is None or end - s0 < best[1] - best[0]):
+                    best = (s0, end, lo, hi)
+                gl = found[lo][2]
+                count[gl] -= 1
+                if count[gl] == 0:
+                    have -= 1
+                lo += 1
+        if best is None:
+            return None
+        s0, e0, lo, hi = best
+        parts = []
+        seen = set()
+        for s, e, g in found[lo:hi + 1]:
+            if g in seen:
+                continue
+            seen.add(g)
+            a, b = norm.span(s, e)
+            parts.append((self.groups[g], norm.original[a:b], (a, b)))
+        parts.sort(key=lambda p: self.groups.index(p[0]))
+        a, b = norm.span(s0, e0)
+        return Hit(self.id, self.category, "keyword", self.score, self.action, norm.original[a:b], (a, b),
+                   self.description, None, self.subcategory, tuple(parts))
+
+
+class _Part:
+    """One group of a composite rule, as an automaton value."""
+
+    __slots__ = ("rule", "group", "category")
+
+    def __init__(self, rule: _Composite, group: int):
+        self.rule = rule
+        self.group = group
+        self.category = rule.category
 
 
 def _expand(term: str, variants: dict[str, tuple[str, ...]], standalone: frozenset[str],
@@ -193,9 +255,19 @@ class KeywordMatcher:
         py_units: set[tuple[str, ...]] = set()
         self._py_context = 0
         for r in rules:
-            rule = _Rule(r.id, r.category, float(r.score), r.hit_action, r.description)
-            self.rules[r.id] = rule
             en = r.lang == "en"
+            if r.groups:
+                comp = _Composite(r.id, r.category, float(r.score), r.hit_action, r.description, r.subcategory,
+                                  tuple(name for name, _t in r.groups), r.within)
+                self.rules[r.id] = comp
+                for gi, (_name, gterms) in enumerate(r.groups):
+                    part = _Part(comp, gi)
+                    for term in gterms:
+                        for key in _expand(term, self.variants, self.standalone, self._canon):
+                            main.add_rule(key, part, en)
+                continue
+            rule = _Rule(r.id, r.category, float(r.score), r.hit_action, r.description, r.subcategory)
+            self.rules[r.id] = rule
             norms = r.norm_terms or tuple(normalize_term(t).strip() for t in r.terms)
             for term in norms:
                 if not term:
@@ -347,6 +419,7 @@ class KeywordMatcher:
         if not cands:
             return []
         best: dict[int, tuple[int, int, _Rule]] = {}
+        parts: dict[int, tuple[_Composite, list]] | None = None
         for s, e, rule in cands:
             if allows:
                 cancelled = False
@@ -356,11 +429,25 @@ class KeywordMatcher:
                         break
                 if cancelled:
                     continue
+            if type(rule) is _Part:
+                if parts is None:
+                    parts = {}
+                slot = parts.get(id(rule.rule))
+                if slot is None:
+                    slot = parts[id(rule.rule)] = (rule.rule, [])
+                slot[1].append((s, e, rule.group))
+                continue
             k = id(rule)
             cur = best.get(k)
             if cur is None or s < cur[0] or (s == cur[0] and e > cur[1]):
                 best[k] = (s, e, rule)
         hits = [rule.hit(norm, s, e) for s, e, rule in best.values()]
+        if parts is not None:
+            for comp, found in parts.values():
+                if len({g for _s, _e, g in found}) == len(comp.groups):
+                    h = comp.find(norm, found)
+                    if h is not None:
+                        hits.append(h)
         hits.sort(key=lambda h: (h.span[0], h.rule))
         return hits
 

@@ -19,7 +19,8 @@ How a verdict is decided (rules/README.md explains it for operators):
    rejects; else total >= ``thresholds.review`` or any hit with action ``review`` gives review;
    else allow.
 5. ``categories`` lists the categories with a positive sum or a forcing hit (reject/review
-   action), largest sum first (informational ones last).
+   action), largest sum first (informational ones last); ``subcategories`` the scenarios
+   (``fraud.impersonation_authority``) named by the scoring or forcing hits of those categories.
 
 Warning context: a hit with a negative score in a category (a context rule: 谨防诈骗, 反邪教,
 "never share this code") marks the message as warning or reporting about that category. Then
@@ -367,8 +368,16 @@ class Policy:
         else:
             verdict = "allow"
         cats.sort()
-        return Verdict(verdict, tuple(c for _v, _i, c in cats), round(total, 4), tuple(reasons),
-                       ruleset_version, model_version, forced_by)
+        categories = tuple(c for _v, _i, c in cats)
+        subs: tuple[str, ...] = ()
+        if categories:
+            found = {h.subcategory: None for h in reasons
+                     if h.subcategory is not None and h.category in categories
+                     and (h.score > 0 or h.action in ("reject", "review"))}
+            if found:  # in the order of the categories, then of the reasons
+                subs = tuple(sc for c in categories for sc in found if sc.startswith(c + "."))
+        return Verdict(verdict, categories, round(total, 4), tuple(reasons),
+                       ruleset_version, model_version, forced_by, subs)
 
 
 _ANY = "*"  # key of ``context`` for a context.yaml rule: it speaks of every category

@@ -61,6 +61,7 @@ class Category:
     id: str
     description: str
     default_action: str  # reject | review | allow (allow = informational, e.g. marketing)
+    subcategories: dict[str, str] = field(default_factory=dict)  # "<id>.<name>" -> description
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,11 @@ class KeywordRule:
     terms: tuple[str, ...]  # as written (inline terms, then the file's terms)
     source: str  # rules-relative path of the YAML file
     norm_terms: tuple[str, ...] = field(default=(), repr=False, compare=False)  # matching forms
+    subcategory: str | None = None  # "<category>.<name>" declared in categories.yaml
+    #: a composite rule: (group name, its terms' matching forms) each; fires when a term of every
+    #: group occurs within ``within`` characters of the normalized text
+    groups: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    within: int = 0
 
     @property
     def hit_action(self) -> str | None:
@@ -201,13 +207,24 @@ def load_categories(rules_dir: Path, hasher) -> dict[str, Category]:
     for i, c in enumerate(doc["categories"]):
         where = f"categories[{i}]"
         _expect(isinstance(c, dict), rel, where, "expected a mapping with id, description, default_action")
-        _check_keys(c, {"id", "description", "default_action"}, rel, where)
+        _check_keys(c, {"id", "description", "default_action", "subcategories"}, rel, where)
         cid = c.get("id")
         _expect(isinstance(cid, str) and bool(CATEGORY_RE.match(cid)), rel, where, f"id {cid!r} must be lower_snake")
         _expect(cid not in out, rel, where, f"duplicate category {cid}")
         act = c.get("default_action", "reject")
         _expect(act in CATEGORY_ACTIONS, rel, where, f"default_action must be one of {', '.join(CATEGORY_ACTIONS)}")
-        out[cid] = Category(cid, str(c.get("description", "")), act)
+        subs: dict[str, str] = {}
+        items = c.get("subcategories") or []
+        _expect(isinstance(items, list), rel, f"{where}.subcategories", "expected a list of {id, description}")
+        for j, sc in enumerate(items):
+            w = f"{where}.subcategories[{j}]"
+            _expect(isinstance(sc, dict), rel, w, "expected a mapping with id and description")
+            _check_keys(sc, {"id", "description"}, rel, w)
+            sid = sc.get("id")
+            _expect(isinstance(sid, str) and bool(CATEGORY_RE.match(sid)), rel, w, f"id {sid!r} must be lower_snake")
+            _expect(f"{cid}.{sid}" not in subs, rel, w, f"duplicate subcategory {sid}")
+            subs[f"{cid}.{sid}"] = str(sc.get("description", "") or "")
+        out[cid] = Category(cid, str(c.get("description", "")), act, subs)
     _expect(bool(out), rel, "", "no categories")
     return out
 
@@ -235,19 +252,22 @@ def load_keyword_rules(rules_dir: Path, categories: dict[str, Category], hasher,
         items = doc.get("rules") or []
         _expect(isinstance(items, list), rel, "rules", "expected a list")
         for i, r in enumerate(items):
-            rules.append(_keyword_rule(rules_dir, r, cat, rel, f"rules[{i}]", seen, hasher, warnings))
+            rules.append(_keyword_rule(rules_dir, r, cat, rel, f"rules[{i}]", seen, hasher, warnings,
+                                       categories[cat].subcategories))
     return rules + load_context_rules(rules_dir, hasher, seen, warnings)
 
 
 def _keyword_rule(rules_dir: Path, r: Any, cat: str | None, rel: str, where: str, seen: dict[str, str], hasher,
-                  warnings: list[str]) -> KeywordRule:
+                  warnings: list[str], subcategories: dict[str, str] | None = None) -> KeywordRule:
     """One validated keyword rule of ``rel`` (a keywords/ file: ``cat`` its category; context.yaml:
-    ``cat`` None, action ``context``, score <= 0)."""
+    ``cat`` None, action ``context``, score <= 0). A rule with ``groups`` is composite."""
     _expect(isinstance(r, dict), rel, where, "expected a mapping")
     rid = r.get("id")
     where = f"{where} ({rid})"
     context = cat is None
-    keys = {"id", "description", "score", "lang", "pinyin", "terms", "file"} | (set() if context else {"action"})
+    keys = {"id", "description", "score", "lang", "pinyin", "terms", "file"}
+    if not context:
+        keys |= {"action", "subcategory", "groups", "within"}
     _check_keys(r, keys, rel, where)
     _expect(isinstance(rid, str) and rid.startswith("KW_") and bool(RULE_ID_RE.match(rid)), rel, where, "id must be UPPER_SNAKE starting with KW_")
     _expect(rid not in seen, rel, where, f"duplicate rule id (also in {seen.get(rid)})")
@@ -262,16 +282,53 @@ def _keyword_rule(rules_dir: Path, r: Any, cat: str | None, rel: str, where: str
     pinyin = r.get("pinyin", False)
     _expect(isinstance(pinyin, bool), rel, where, "pinyin must be true or false")
     _expect(not (pinyin and lang != "zh"), rel, where, "pinyin: true needs lang: zh")
-    terms_raw = r.get("terms") or []
-    _expect(isinstance(terms_raw, list), rel, where, "terms must be a list")
-    terms: list[str] = []
-    for j, t in enumerate(terms_raw):
+    sub = r.get("subcategory")
+    if sub is not None:
+        _expect(isinstance(sub, str) and sub in (subcategories or {}), rel, where,
+                f"subcategory {sub!r} is not declared for {cat} in categories.yaml")
+    groups: list[tuple[str, tuple[str, ...]]] = []
+    within = 0
+    if "groups" in r:
+        _expect("terms" not in r and "file" not in r, rel, where, "a composite rule has groups, not terms or file")
+        _expect(not pinyin, rel, where, "pinyin: true is not available for a composite rule")
+        g = r.get("groups")
+        _expect(isinstance(g, dict) and len(g) >= 2, rel, where, "groups must map at least two group names to term lists")
+        terms = []
+        for name, items in g.items():
+            _expect(isinstance(name, str) and bool(CATEGORY_RE.match(name)), rel, where, f"group name {name!r} must be lower_snake")
+            _expect(isinstance(items, list) and bool(items), rel, f"{where} groups.{name}", "expected a non-empty list of terms")
+            gterms = _terms(items, rel, f"{where} groups.{name}")
+            terms.extend(gterms)
+            groups.append((name, tuple(dict.fromkeys(_norm_terms(gterms, rel, f"{where} groups.{name}", warnings)))))
+        within = r.get("within")
+        _expect(isinstance(within, int) and not isinstance(within, bool) and 1 <= within <= 1000, rel, where,
+                "within must be a whole number of characters from 1 to 1000")
+        norms = [t for _n, ts in groups for t in ts]
+    else:
+        _expect("within" not in r, rel, where, "within goes with groups")
+        terms = _terms(r.get("terms") or [], rel, where)
+        if "file" in r:
+            terms.extend(read_term_file(rules_dir, r["file"], hasher, rel, where))
+        _expect(bool(terms), rel, where, "no terms (give terms: or file:)")
+        terms = list(dict.fromkeys(terms))
+        norms = _norm_terms(terms, rel, where, warnings)
+    return KeywordRule(id=rid, category=cat, description=str(r.get("description", "") or ""),
+                       action=action, score=float(score), lang=lang, pinyin=pinyin,
+                       terms=tuple(terms), source=rel, norm_terms=tuple(norms), subcategory=sub,
+                       groups=tuple(groups), within=within)
+
+
+def _terms(items: Any, rel: str, where: str) -> list[str]:
+    _expect(isinstance(items, list), rel, where, "terms must be a list")
+    out: list[str] = []
+    for j, t in enumerate(items):
         _expect(isinstance(t, (str, int)) and not isinstance(t, bool), rel, f"{where} terms[{j}]", "a term must be a string")
-        terms.append(str(t))
-    if "file" in r:
-        terms.extend(read_term_file(rules_dir, r["file"], hasher, rel, where))
-    _expect(bool(terms), rel, where, "no terms (give terms: or file:)")
-    terms = list(dict.fromkeys(terms))
+        out.append(str(t))
+    return out
+
+
+def _norm_terms(terms: list[str], rel: str, where: str, warnings: list[str]) -> list[str]:
+    """The matching forms of ``terms`` (refusing terms that vanish or are one Latin letter)."""
     norms = []
     for t in terms:
         n = normalize_term(t).strip()
@@ -280,9 +337,7 @@ def _keyword_rule(rules_dir: Path, r: Any, cat: str | None, rel: str, where: str
         if len(n) == 1:
             warnings.append(f"{rel}: {where}: single-character term {t!r} (matches anywhere it appears)")
         norms.append(n)
-    return KeywordRule(id=rid, category=cat, description=str(r.get("description", "") or ""),
-                       action=action, score=float(score), lang=lang, pinyin=pinyin,
-                       terms=tuple(terms), source=rel, norm_terms=tuple(norms))
+    return norms
 
 
 def load_context_rules(rules_dir: Path, hasher, seen: dict[str, str], warnings: list[str]) -> list[KeywordRule]:

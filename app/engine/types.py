@@ -27,6 +27,10 @@ class Hit(NamedTuple):
     span: tuple[int, int] | None = None
     description: str = ""
     words: tuple[str, ...] | None = None
+    #: the scenario within the category, "<category>.<name>" (categories.yaml), or None
+    subcategory: str | None = None
+    #: a composite rule's parts: (group, evidence, (start, end)) each, in the original text
+    parts: tuple[tuple[str, str, tuple[int, int]], ...] | None = None
 
     def with_(self, **changes: Any) -> "Hit":
         return self._replace(**changes)
@@ -48,6 +52,10 @@ class Hit(NamedTuple):
             d["description"] = self.description
         if self.words is not None:
             d["words"] = list(self.words)
+        if self.subcategory is not None:
+            d["subcategory"] = self.subcategory
+        if self.parts is not None:
+            d["parts"] = [{"group": g, "evidence": ev, "span": [int(sp[0]), int(sp[1])]} for g, ev, sp in self.parts]
         return d
 
     @classmethod
@@ -64,6 +72,9 @@ class Hit(NamedTuple):
             span=(int(span[0]), int(span[1])) if span is not None else None,
             description=d.get("description", "") or "",
             words=tuple(words) if words is not None else None,
+            subcategory=d.get("subcategory"),
+            parts=tuple((p["group"], p["evidence"], (int(p["span"][0]), int(p["span"][1])))
+                        for p in parts) if (parts := d.get("parts")) is not None else None,
         )
 
 
@@ -81,6 +92,8 @@ class Verdict:
     ruleset_version: str | None = None
     model_version: str | None = None
     forced_by: str | None = None
+    #: scenarios named by the hits that decided it ("fraud.impersonation_authority"), first first
+    subcategories: tuple[str, ...] = ()
 
     @property
     def allowed(self) -> bool:
@@ -95,6 +108,7 @@ class Verdict:
             "ruleset_version": self.ruleset_version,
             "model_version": self.model_version,
             "forced_by": self.forced_by,
+            "subcategories": list(self.subcategories),
         }
 
     @classmethod
@@ -107,6 +121,7 @@ class Verdict:
             ruleset_version=d.get("ruleset_version"),
             model_version=d.get("model_version"),
             forced_by=d.get("forced_by"),
+            subcategories=tuple(d.get("subcategories", ())),
         )
 
 

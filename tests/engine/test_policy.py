@@ -102,7 +102,17 @@ def test_classifier_hits():
 def test_verdict_json_roundtrip():
     v = Policy().decide([kw("KW_A", "fraud", 6)], "rv1", "mv1")
     d = v.to_dict()
-    assert set(d) == {"verdict", "categories", "score", "reasons", "ruleset_version", "model_version", "forced_by"}
+    assert set(d) == {"verdict", "categories", "score", "reasons", "ruleset_version", "model_version", "forced_by",
+                      "subcategories"}
     assert d["reasons"][0] == {"rule": "KW_A", "category": "fraud", "detector": "keyword", "score": 6.0,
                                "evidence": "x", "span": [0, 1]}
+    assert Verdict.from_dict(d) == v
+    # a composite hit with a scenario keeps both through JSON
+    comp = Hit("KW_B", "fraud", "keyword", 10, "reject", "民警…安全账户", (0, 9), "d",
+               subcategory="fraud.impersonation_authority", parts=(("who", "民警", (0, 2)), ("demand", "安全账户", (5, 9))))
+    v = Policy().decide([comp])
+    d = v.to_dict()
+    assert d["subcategories"] == ["fraud.impersonation_authority"]
+    assert d["reasons"][0]["parts"] == [{"group": "who", "evidence": "民警", "span": [0, 2]},
+                                        {"group": "demand", "evidence": "安全账户", "span": [5, 9]}]
     assert Verdict.from_dict(d) == v
