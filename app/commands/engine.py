@@ -56,6 +56,8 @@ def _print_verdict(v) -> None:
     head = f"{v.verdict.upper()}  score={v.score:g}"
     if v.categories:
         head += f"  categories={','.join(v.categories)}"
+    if v.subcategories:
+        head += f"  subcategories={','.join(v.subcategories)}"
     if v.forced_by:
         head += f"  forced_by={v.forced_by}"
     click.echo(head)
@@ -65,9 +67,13 @@ def _print_verdict(v) -> None:
             line += f" [{h.action}]"
         if h.evidence is not None:
             line += f"  {h.evidence!r} {list(h.span) if h.span else ''}"
+        if h.subcategory:
+            line += f"  ({h.subcategory})"
         if h.words:
             line += f"  words={','.join(h.words)}"
         click.echo(line)
+        for group, evidence, span in h.parts or ():
+            click.echo(f"      {group}: {evidence!r} {list(span)}")
     click.echo(f"  ruleset {v.ruleset_version}  model {v.model_version or '-'}")
 
 

@@ -102,3 +102,13 @@ def test_shipped_subcategories_are_declared_per_category():
     for r in rs.keyword_rules:
         if r.subcategory is not None:
             assert r.subcategory.startswith(r.category + ".") and r.subcategory in rs.categories[r.category].subcategories
+
+
+def test_every_declared_subcategory_is_documented():
+    from app.config import PROJECT_ROOT
+
+    doc = (PROJECT_ROOT / "docs" / "subcategories.md").read_text(encoding="utf-8")
+    rs = load_ruleset(PROJECT_ROOT / "rules")
+    for c in rs.categories.values():
+        for sub in c.subcategories:
+            assert f"`{sub}`" in doc, sub
