@@ -134,18 +134,25 @@ def _short_link_alts(cfg: dict) -> list[tuple[str, Post]]:
     return [(f"\\.(?:{'|'.join(map(re.escape, labels))})/[a-z0-9_.?=&%-]{{1,80}}", post)]
 
 
+# contact ids written in Chinese numerals (加扣扣 壹贰叁肆伍陆柒捌玖) are ids too
+_CN_DIGITS = "零〇一二三四五六七八九两幺壹贰叁肆伍陆柒捌玖"
+_ID_DIGIT = f"[0-9{_CN_DIGITS}]"
+_ID_FIRST = f"[1-9{_CN_DIGITS[2:]}]"
+
+
 def _wechat_alts(cfg: dict) -> list[tuple[str, Post]]:
     intro = _lit_alt(("", "加", "添加", "+"), cfg["wechat"])
     return [(
         f"(?:{intro})(?:号码|号|id)?[ ]{{0,3}}[:=]?[ ]{{0,3}}"
-        r"(?:[a-z][a-z0-9_-]{5,19}|1[3-9]\d{9}|\d{6,11})(?![a-z0-9_-])",
+        f"(?:[a-z][a-z0-9_-]{{5,19}}|1[3-9]\\d{{9}}|{_ID_DIGIT}{{6,11}})(?![a-z0-9_{_CN_DIGITS}-])",
         _guard(_ALNUM),
     )]
 
 
 def _qq_alts(cfg: dict) -> list[tuple[str, Post]]:
     intro = _lit_alt(("", "加", "添加"), cfg["qq"])
-    return [(f"(?:{intro})(?:群号|群|号码|号)?[ ]{{0,3}}[:=]?[ ]{{0,3}}[1-9]\\d{{4,10}}(?!\\d)", _guard(_ALNUM))]
+    return [(f"(?:{intro})(?:群号|群|号码|号)?[ ]{{0,3}}[:=]?[ ]{{0,3}}{_ID_FIRST}{_ID_DIGIT}{{4,10}}(?![0-9{_CN_DIGITS}])",
+             _guard(_ALNUM))]
 
 
 # Phone numbers: the first token is a character set and the "no digit before" guard is a

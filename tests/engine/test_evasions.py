@@ -1,0 +1,40 @@
+"""Evasions that issue 13 saw pass: contact ids in Chinese numerals and web addresses spelled out.
+Each finding points at the original text."""
+from __future__ import annotations
+
+import pytest
+
+
+def _hit(v, rule):
+    return next((h for h in v.reasons if h.rule == rule), None)
+
+
+@pytest.mark.parametrize("text, rule, evidence", [
+    ("加扣扣 壹贰叁肆伍陆柒捌玖 看片", "PAT_QQ_ID", "加扣扣 壹贰叁肆伍陆柒捌玖"),
+    ("加薇信：wx一二三四五六七八 领取福利", "PAT_WECHAT_ID", "wx一二三四五六七八"),
+    ("qq 两六八零零九九七", "PAT_QQ_ID", "qq 两六八零零九九七"),
+    ("网址 am88 点 com 上线送88", "PAT_URL_SPELLED", "am88 点 com"),
+    ("网址：ａｍ８８。ｃｏｍ", "PAT_URL_SPELLED", "ａｍ８８。ｃｏｍ"),
+    ("visit luckyspin dot com tonight", "PAT_URL_SPELLED", "luckyspin dot com"),
+])
+def test_contact_ids_and_spelled_addresses_are_found_with_their_original_span(shipped, text, rule, evidence):
+    v = shipped.check(text)
+    h = _hit(v, rule)
+    assert h is not None, [x.rule for x in v.reasons]
+    assert h.evidence == evidence and text[h.span[0]:h.span[1]] == evidence
+
+
+@pytest.mark.parametrize("text", [
+    "明天下午3点开会，记得带电脑",
+    "我们一二三四五六七八个人一起去",
+    "I'll see you at the dot com party",
+    "第一二三名的奖品已经发放",
+])
+def test_ordinary_numbers_and_times_are_not_contact_ids_or_addresses(shipped, text):
+    v = shipped.check(text)
+    assert not [h for h in v.reasons if h.rule in ("PAT_QQ_ID", "PAT_WECHAT_ID", "PAT_URL_SPELLED")]
+
+
+def test_a_spelled_address_alone_goes_to_review(shipped):
+    v = shipped.check("网址：ａｍ８８。ｃｏｍ")
+    assert v.verdict == "review"
