@@ -97,6 +97,10 @@ def write_model_card(out_dir: Path, meta: dict, report: dict) -> None:
         "- zh_sms_spam800k: digits masked as `x` are restored as digit runs of the same length before "
         "normalization; the features map every digit run (by length), phone number, URL and e-mail to a class "
         "token, so masked corpora and real traffic look alike.",
+        "- en_uci_sms labels all its spam `marketing`; a marketing-only row that names a prize or win and asks to "
+        "claim it (a UK premium-rate 09/087 number, \"to claim\", \"claim code\") is relabelled `fraud` + "
+        f"`marketing` at load time (app/training/dataset.py `relabel_prize_scam`: "
+        f"{sum(f.get('relabelled', 0) for f in meta.get('data', []))} rows).",
         f"- Sample weights: COLD / SWSR / CED are social-media posts, their normal rows weigh "
         f"{meta.get('params', {}).get('social_neg_weight')} as negatives; the project's hand-written SMS (data/) weigh "
         f"{meta.get('params', {}).get('project_weight')} as positives and {meta.get('params', {}).get('project_neg_weight')} "

@@ -153,6 +153,28 @@ def engine_text(row) -> str:
     return row.text
 
 
+# The UCI SMS corpus labels all of its spam ``marketing``, but much of it is the premium-rate
+# prize scam of the 2000s ("you have won a £900 prize, to claim call 09061701461, claim code
+# KL341"): fake prizes are fraud in TAXONOMY.md. A marketing-only uci row that names a prize
+# or win AND asks to claim it (a UK premium-rate number 09.../087..., "to claim", "claim code")
+# is relabelled fraud + marketing at load time. Rule, not hand edits: tests/training cover it.
+_PRIZE_RE = re.compile(r"\b(?:won|winner|wins?|prizes?|awarded|award|cash|guaranteed|selected|reward|holiday|"
+                       r"vouchers?|jackpot)\b", re.I)
+_CLAIM_RE = re.compile(r"\b0(?:9\d{8,9}|87\d{7,8})\b|\bto claim\b|\bclaim (?:code|no|number|your|ur|yr)\b|"
+                       r"\bclaim\b.{0,20}\bcall\b", re.I)
+
+
+def relabel_prize_scam(row: Row) -> bool:
+    """Add ``fraud`` to a marketing-only uci row that is a premium-rate prize scam (see above)."""
+    if row.source != "uci" or row.labels != ("marketing",):
+        return False
+    if _PRIZE_RE.search(row.text) and _CLAIM_RE.search(row.text):
+        row.labels = ("fraud", "marketing")
+        row.meta["relabelled"] = "prize_scam"
+        return True
+    return False
+
+
 # ---------------------------------------------------------------------------- loading
 
 def _parse_labels(d: dict) -> tuple[str, ...] | None:
@@ -237,6 +259,7 @@ def load_dataset(train_dir: Path | None = None, data_dir: Path | None = None,
                 if r.source in ("", default_source):
                     r.source = "project"
         unknown = 0
+        relabelled = sum(relabel_prize_scam(r) for r in file_rows)
         label_counts: dict[str, int] = {}
         for r in file_rows:
             if known is not None and any(lab not in known for lab in r.labels):
@@ -246,7 +269,7 @@ def load_dataset(train_dir: Path | None = None, data_dir: Path | None = None,
                 label_counts[lab] = label_counts.get(lab, 0) + 1
         files.append({"file": f"{'../shared/data/train' if kind == 'shared' else 'data'}/{path.name}",
                       "kind": kind, "sha256": sha256_file(path), "rows": len(file_rows),
-                      "skipped": skipped, "unknown_labels": unknown,
+                      "skipped": skipped, "unknown_labels": unknown, "relabelled": relabelled,
                       "labels": dict(sorted(label_counts.items()))})
         rows.extend(file_rows)
     it = progress(rows) if progress else rows
