@@ -3,9 +3,11 @@
 For blind sets (data/blind/): messages written by someone who had not read rules/, models/ or
 data/, scored once with the engine in force and only then read (docs/evaluation.md). Each line
 is JSON with ``text``, ``labels`` ([] normal, ["marketing"] legitimate marketing, or prohibited
-categories) and optional ``lang`` and ``kind`` (transactional, personal, marketing,
-hard_negative, ...). The report counts rejected and sent-to-review messages per kind and
-language, for legitimate rows (no prohibited label) and prohibited rows apart.
+categories) and optional ``lang``, ``kind`` (transactional, personal, marketing,
+hard_negative, ...), ``scenario`` (fraud.impersonation_authority ...) and ``evasion`` (true when
+written to dodge filters). The report counts rejected and sent-to-review messages per kind and
+language, for legitimate rows (no prohibited label) and prohibited rows apart; prohibited rows
+are also counted per category, per scenario and for the evasive ones.
 """
 from __future__ import annotations
 
@@ -45,14 +47,23 @@ def score_set(moderator, rows: list[dict]) -> dict:
     groups: dict[tuple, dict] = defaultdict(lambda: {"rows": 0, "rejected": 0, "review": 0})
     per_row = []
     for r, v in zip(rows, verdicts):
-        side = "prohibited" if set(r.get("labels") or ()) & prohibited else "legitimate"
-        kind = str(r.get("kind") or ("marketing" if "marketing" in (r.get("labels") or ()) else "-"))
+        cats = sorted(set(r.get("labels") or ()) & prohibited)
+        side = "prohibited" if cats else "legitimate"
+        kind = str(r.get("kind") or r.get("scenario") or ("marketing" if "marketing" in (r.get("labels") or ()) else "-"))
         lang = str(r.get("lang") or "-")
-        for key in ((side, kind, lang), (side, kind, "all"), (side, "all", lang), (side, "all", "all")):
-            g = groups[key]
-            g["rows"] += 1
-            g["rejected"] += v.verdict == "reject"
-            g["review"] += v.verdict == "review"
+        kinds = {kind, "all"}
+        if cats:  # prohibited rows are also counted per category, per scenario and evasion
+            kinds.update(cats)
+            if r.get("scenario"):
+                kinds.add(str(r["scenario"]))
+            if r.get("evasion") is True:
+                kinds.add("evasion")
+        for k in kinds:
+            for key in ((side, k, lang), (side, k, "all")):
+                g = groups[key]
+                g["rows"] += 1
+                g["rejected"] += v.verdict == "reject"
+                g["review"] += v.verdict == "review"
         per_row.append({"text": r["text"], "side": side, "kind": kind, "lang": lang, "verdict": v.verdict,
                         "rules": [(h.rule, h.score, h.action, h.evidence) for h in v.reasons]})
     return {"groups": {k: dict(g) for k, g in sorted(groups.items())}, "rows": per_row,

@@ -68,3 +68,18 @@ def test_misses_are_the_legitimate_rows_held_and_the_prohibited_rows_let_through
     assert [(r["side"], r["verdict"]) for r in missed] == [("legitimate", "reject"), ("prohibited", "allow")]
     rule, score, action, evidence = missed[0]["rules"][0]
     assert rule.startswith("KW_GAMBLING") and evidence in rows[1]["text"]
+
+
+def test_prohibited_rows_are_counted_per_category_scenario_and_evasion():
+    rows = [
+        {"text": "澳门百家乐真人荷官，首充送88", "labels": ["gambling"], "kind": "prohibited", "lang": "zh", "evasion": False},
+        {"text": "百🎲家🎲乐 上线送88", "labels": ["gambling"], "kind": "prohibited", "lang": "zh", "evasion": True},
+        {"text": "您好，这里是市公安局刑侦支队，您的身份证涉嫌洗钱案件，请下载会议软件配合调查并对家人保密。",
+         "labels": ["fraud"], "lang": "zh", "scenario": "fraud.impersonation_authority"},
+    ]
+    with Moderator.from_paths(RULES, None, watch=False) as m:
+        g = blind.score_set(m, rows)["groups"]
+    assert g[("prohibited", "gambling", "all")]["rows"] == 2
+    assert g[("prohibited", "evasion", "zh")]["rows"] == 1
+    assert g[("prohibited", "fraud.impersonation_authority", "all")] == {"rows": 1, "rejected": 1, "review": 0}
+    assert g[("prohibited", "all", "all")]["rows"] == 3  # each row once in the totals
