@@ -299,7 +299,8 @@ def _keyword_rule(rules_dir: Path, r: Any, cat: str | None, rel: str, where: str
             _expect(isinstance(items, list) and bool(items), rel, f"{where} groups.{name}", "expected a non-empty list of terms")
             gterms = _terms(items, rel, f"{where} groups.{name}")
             terms.extend(gterms)
-            groups.append((name, tuple(dict.fromkeys(_norm_terms(gterms, rel, f"{where} groups.{name}", warnings)))))
+            # a one-character part is no warning: it counts only beside every other group
+            groups.append((name, tuple(dict.fromkeys(_norm_terms(gterms, rel, f"{where} groups.{name}", [])))))
         within = r.get("within")
         _expect(isinstance(within, int) and not isinstance(within, bool) and 1 <= within <= 1000, rel, where,
                 "within must be a whole number of characters from 1 to 1000")
