@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from app.engine.keywords import CustomLists
+from app.engine.mention import mark_mentions
 from app.engine.normalize import Normalized, normalize
 from app.engine.ruleset import RuleSet, RuleSetManager, SelfTestCase, load_selftests
 from app.engine.types import Hit, Verdict
@@ -88,6 +89,8 @@ class Moderator:
         pat = rs.patterns.match(norm)
         if pat:
             hits.extend(pat)
+        if hits:
+            hits = mark_mentions(hits, norm.original)
         return hits
 
     def _classified(self, rs: RuleSet, clf, text: str, probs, content) -> list[Hit]:

@@ -53,10 +53,14 @@ def test_personal_messages_are_allowed(engine, text):
 
 
 def test_an_anti_cult_notice_naming_the_group_goes_to_review_not_reject(engine):
-    v = engine.check("【平安社区】反邪教宣传：凡散发“法轮大法好”传单的均属违法，发现请拨打110举报，远离邪教。")
+    v = engine.check("【平安社区】反邪教宣传：凡散发法轮大法好传单的均属违法，发现请拨打110举报，远离邪教。")
     assert v.verdict == "review"
     demoted = [h for h in v.reasons if "demoted from reject" in h.description]
     assert demoted and all(h.action == "review" for h in demoted)
+    # quoting the slogan it warns about makes it a mention: nothing forced, nothing scored
+    v = engine.check("【平安社区】反邪教宣传：凡散发“法轮大法好”传单的均属违法，发现请拨打110举报，远离邪教。")
+    assert v.verdict == "allow"
+    assert any("mentioned, not used" in h.description for h in v.reasons)
 
 
 def test_the_same_group_named_in_propaganda_is_still_rejected(engine):
