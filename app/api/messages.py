@@ -35,8 +35,11 @@ class CheckIn(StrictSchema):
     message_id = fields.String(load_default=None, validate=validate.Length(1, 128),
                                metadata={"description": "the caller's id for this message (made up if absent)"})
     send_at = fields.AwareDateTime(load_default=None, default_timezone=UTC,
-                                   metadata={"description": "when it will be sent (default now): the send "
-                                                            "window and frequency windows use it"})
+                                   metadata={"description": "when it will be sent (default now): the send window "
+                                                            "uses it; frequency limits count by the check's own "
+                                                            "clock. Must lie between 5 minutes before now and 7 "
+                                                            "days after it (presend.send_at in rules/policy.yaml), "
+                                                            "else 422"})
     account = fields.String(load_default=None, validate=validate.Length(1, 64),
                             metadata={"description": "admins name the account; a tenant's own is implied"})
 

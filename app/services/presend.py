@@ -37,7 +37,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable, Mapping
 from zoneinfo import ZoneInfo
@@ -112,6 +112,9 @@ class PresendSettings:
     frequency: Mapping[str, tuple[int | None, int | None, int | None]] = field(
         default_factory=lambda: {"verification": (1, 5, 10)})
     opt_out_types: frozenset[str] = frozenset({"promotional"})
+    # how far a check's send_at may lie before / after the check's own clock
+    send_at_past: timedelta = timedelta(minutes=5)
+    send_at_ahead: timedelta = timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -185,7 +188,8 @@ def _pos_num(v: Any, where: str) -> float | None:
 
 
 def parse_presend(doc: Any) -> PresendSettings:
-    d = _keys(doc, {"default_region", "default_timezone", "send_window", "frequency", "opt_out_types"}, "presend")
+    d = _keys(doc, {"default_region", "default_timezone", "send_window", "frequency", "opt_out_types", "send_at"},
+              "presend")
     base = PresendSettings()
     region = d.get("default_region", base.default_region)
     if not isinstance(region, str) or region.upper() not in phonenumbers.SUPPORTED_REGIONS:
@@ -214,7 +218,13 @@ def parse_presend(doc: Any) -> PresendSettings:
             if any(v is not None for v in vals):
                 freq[str(t)] = vals
     oo = _types(d["opt_out_types"], "presend.opt_out_types") if "opt_out_types" in d else base.opt_out_types
-    return PresendSettings(region.upper(), tz, wtypes, window, regions, freq, oo)
+    sa = _keys(d.get("send_at"), {"max_past_minutes", "max_ahead_days"}, "presend.send_at")
+    past = _pos_int(sa.get("max_past_minutes", 5), "presend.send_at.max_past_minutes", allow_none=False)
+    ahead = _pos_int(sa.get("max_ahead_days", 7), "presend.send_at.max_ahead_days", allow_none=False)
+    if past > 24 * 60 or ahead > 366:
+        raise ValueError("presend.send_at: at most 1440 minutes in the past and 366 days ahead")
+    return PresendSettings(region.upper(), tz, wtypes, window, regions, freq, oo,
+                           timedelta(minutes=past), timedelta(days=ahead))
 
 
 def parse_enforcement(doc: Any) -> EnforcementSettings:
@@ -371,6 +381,25 @@ def _fast_cn_mobile(raw: str, default_region: str) -> Recipient | None:
     if len(nat) != 11 or not nat.isdigit() or not nat.isascii() or _CN_MOBILE.fullmatch(nat) is None:
         return None
     return Recipient("+86" + nat, "CN", tuple(_zone(z) for z in _CN_ZONES))
+
+
+def send_time(send_at: datetime | None, now: datetime, settings: PresendSettings) -> datetime:
+    """When the message goes out: ``send_at`` if it lies between ``send_at_past`` before ``now``
+    and ``send_at_ahead`` after it, ``now`` without one; Invalid (422) otherwise. It only moves the
+    send-window check: frequency limits count by the check's own clock (a check is made when the
+    message is about to be sent), so a send_at cannot lift them."""
+    if send_at is None:
+        return now
+    if send_at.tzinfo is None:
+        raise Invalid("send_at needs a time zone (an offset or Z)", field="send_at",
+                      errors={"send_at": ["needs a time zone"]})
+    if send_at < now - settings.send_at_past or send_at > now + settings.send_at_ahead:
+        past = int(settings.send_at_past.total_seconds() // 60)
+        raise Invalid(f"send_at {send_at.isoformat()} is outside the accepted range: from {past} minutes before "
+                      f"now to {settings.send_at_ahead.days} days after it", field="send_at",
+                      errors={"send_at": [f"must lie between now - {past} min and now + "
+                                          f"{settings.send_at_ahead.days} days"]})
+    return send_at
 
 
 def recipient(phone: str, settings: PresendSettings | None = None) -> Recipient:
@@ -569,6 +598,8 @@ class PresendService:
         self.templates = TemplateCache()
         self.hp = hotpath or HotPath(db)
         self._tl = None
+        #: the check's own clock (frequency windows, the send_at range); tests replace it
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     def policy(self) -> SendingPolicy:
         d = self.rules_dir or self.moderator.ruleset.rules_dir
@@ -601,10 +632,11 @@ class PresendService:
         pol = self.policy()
         pre = pol.presend
         rcpt = recipient(req.phone, pre)
-        at = req.send_at or datetime.now(UTC)
+        now = self.clock()
+        at = send_time(req.send_at, now, pre)
         message_id = req.message_id or uuid.uuid4().hex
         try:
-            return self._check(req, pre, rcpt, at, message_id, before_write)
+            return self._check(req, pre, rcpt, at, now, message_id, before_write)
         except Exception as exc:
             if not unavailable(exc):
                 raise
@@ -612,7 +644,9 @@ class PresendService:
                       str(exc).splitlines()[0] if str(exc) else "", self.fail_mode)
             return self._degraded(req, rcpt, message_id)
 
-    def _check(self, req, pre, rcpt, at, message_id, before_write) -> CheckResult:
+    def _check(self, req, pre, rcpt, at, now, message_id, before_write) -> CheckResult:
+        """``at``: when the message goes out (the send window's time); ``now``: the check's own
+        clock, which every frequency window counts by whatever send_at says."""
         info = self.templates._items.get(req.template_id)
         if info is None:
             info = self.templates.load(self.hp, req.template_id)
@@ -630,7 +664,7 @@ class PresendService:
             if status in ("suspended", "terminated"):
                 v = self._decide([hit("ACCT_SUSPENDED" if status == "suspended" else "ACCT_TERMINATED",
                                       evidence=status)])
-                count_volume(s, req.account_id, False)
+                count_volume(s, req.account_id, False, now.date())
                 return CheckResult(v, message_id, None, rcpt.e164)
             version = (row[1], row[2])
             if (info.version if info is not None else (None, None)) != version:
@@ -650,14 +684,14 @@ class PresendService:
             limits = pre.frequency.get(info.type) if final is None else None
             if limits is not None:
                 will_allow = st.content.allowed and not extra
-                fh = count_send(s, req.account_id, rcpt.e164, info.type, window_starts(rcpt, at), limits,
+                fh = count_send(s, req.account_id, rcpt.e164, info.type, window_starts(rcpt, now), limits,
                                 dry_run=not will_allow)
                 if fh is not None:
                     final = self._gate(fh, extra)
             # 7. content
             if final is None:
                 final = st.content if not extra else self._decide(list(st.content.reasons) + extra)
-            count_volume(s, req.account_id, final.allowed)
+            count_volume(s, req.account_id, final.allowed, now.date())
             return CheckResult(final, message_id, st.text, rcpt.e164)
 
     def _gate(self, h: Hit, extra: list[Hit]) -> Verdict | None:

@@ -1,7 +1,7 @@
 """Fixtures for the pre-send, complaint and enforcement tests (issue 6)."""
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -16,6 +16,33 @@ NOTICE = "您的订单${order}已发货，预计${day}送达。"
 NOON_CN = datetime(2026, 3, 2, 4, 0, tzinfo=UTC).isoformat()
 # 23:00 in Shanghai: outside it
 NIGHT_CN = datetime(2026, 3, 2, 15, 0, tzinfo=UTC).isoformat()
+
+
+class Clock:
+    """The pre-send service's clock in tests: ``clock.now`` is what the service calls now."""
+
+    def __init__(self, now: datetime):
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture(autouse=True)
+def clock(request):
+    """Every pre-send check in these tests runs at 12:00 Shanghai on 2026-03-02 unless a test
+    moves the clock (send_at must lie near the check's own time)."""
+    c = Clock(datetime(2026, 3, 2, 4, 0, tzinfo=UTC))
+    if "app" in request.fixturenames or "tenant" in request.fixturenames:
+        app = request.getfixturevalue("app")
+        from app.api.messages import service
+
+        with app.app_context():
+            service().clock = c
+    return c
 
 
 def make_template(db, account: str, type: str = "verification", content: str = VERIFY,

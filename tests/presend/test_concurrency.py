@@ -20,7 +20,7 @@ POLICY = "enforcement:\n  count: {warn: null, suspend: 3, terminate: 1000}\n"
 
 
 @pytest.fixture
-def servers(settings, moderator, sending_rules, app):
+def servers(settings, moderator, sending_rules, app, clock):
     from app import create_app
     from app.api.messages import service
 
@@ -28,6 +28,7 @@ def servers(settings, moderator, sending_rules, app):
     apps = [app, create_app(settings, moderator=moderator)]
     with apps[1].app_context():
         service().rules_dir = rules_dir
+        service().clock = clock  # both servers check at the same (test) time
     running = []
     for a in apps:
         srv = make_server("127.0.0.1", 0, a, threaded=True)

@@ -144,22 +144,75 @@ def test_the_window_uses_the_recipients_zone_not_the_servers(tenant, templates):
     assert rules(check(tenant, templates["promotional"], params={}, send_at=afternoon)) == ["ACCT_OUTSIDE_SEND_WINDOW"]
 
 
-def test_verification_frequency_per_minute_hour_day(tenant, templates):
+def test_verification_frequency_per_minute_hour_day(tenant, templates, clock):
     t0 = datetime(2026, 3, 2, 4, 0, 5, tzinfo=UTC)
-    at = lambda minutes: (t0 + timedelta(minutes=minutes)).isoformat()  # noqa: E731
     tid = templates["verification"]
-    assert check(tenant, tid, send_at=at(0)).get_json()["verdict"] == "allow"
-    body = check(tenant, tid, send_at=at(0)).get_json()
+
+    def at(minutes):  # the check's own clock moves; no send_at
+        clock.now = t0 + timedelta(minutes=minutes)
+
+    at(0)
+    assert check(tenant, tid, send_at=None).get_json()["verdict"] == "allow"
+    body = check(tenant, tid, send_at=None).get_json()
     assert body["forced_by"] == "ACCT_FREQUENCY_MINUTE" and "limit 1 per minute" in body["reasons"][0]["description"]
     # another recipient is counted apart
-    assert check(tenant, tid, phone="+8613800138009", send_at=at(0)).get_json()["verdict"] == "allow"
+    assert check(tenant, tid, phone="+8613800138009", send_at=None).get_json()["verdict"] == "allow"
     for m in range(1, 5):  # 5 in the hour
-        assert check(tenant, tid, send_at=at(m)).get_json()["verdict"] == "allow", m
-    assert rules(check(tenant, tid, send_at=at(5))) == ["ACCT_FREQUENCY_HOUR"]
+        at(m)
+        assert check(tenant, tid, send_at=None).get_json()["verdict"] == "allow", m
+    at(5)
+    assert rules(check(tenant, tid, send_at=None)) == ["ACCT_FREQUENCY_HOUR"]
     for h in range(1, 2):  # 5 more in the next hour: 10 in the day
         for m in range(5):
-            assert check(tenant, tid, send_at=at(60 * h + m)).get_json()["verdict"] == "allow"
-    assert rules(check(tenant, tid, send_at=at(125))) == ["ACCT_FREQUENCY_DAY"]
+            at(60 * h + m)
+            assert check(tenant, tid, send_at=None).get_json()["verdict"] == "allow"
+    at(125)
+    assert rules(check(tenant, tid, send_at=None)) == ["ACCT_FREQUENCY_DAY"]
+
+
+def test_send_at_cannot_lift_frequency_limits(tenant, templates, clock):
+    """Issue 14: 30 checks to one phone, each with send_at a day later than the last, were all
+    allowed. Limits count by the check's own clock, whatever send_at says."""
+    tid = templates["verification"]
+    t0 = clock.now
+    assert check(tenant, tid, send_at=t0.isoformat()).get_json()["verdict"] == "allow"
+    for d in range(1, 7):
+        later = (t0 + timedelta(days=d)).isoformat()
+        assert rules(check(tenant, tid, send_at=later)) == ["ACCT_FREQUENCY_MINUTE"], d
+    # alternating two send_at values changes nothing either
+    for later in (t0 + timedelta(hours=3), t0 + timedelta(minutes=2)) * 2:
+        assert rules(check(tenant, tid, send_at=later.isoformat())) == ["ACCT_FREQUENCY_MINUTE"]
+    clock.advance(minutes=1)  # a minute of real time later: the next one goes
+    assert check(tenant, tid, send_at=None).get_json()["verdict"] == "allow"
+
+
+@pytest.mark.parametrize("send_at", ["0001-01-01T00:00:00+00:00", "2026-03-02T03:50:00+00:00",
+                                     "2026-03-09T04:01:00+00:00", "9999-12-31T23:59:59+00:00"])
+def test_send_at_far_in_the_past_or_future_is_refused(tenant, templates, send_at):
+    r = check(tenant, templates["promotional"], params={}, send_at=send_at)
+    body = r.get_json()
+    assert r.status_code == 422 and "send_at" in body["detail"] and body["errors"]["send_at"]
+
+
+def test_a_past_send_at_cannot_move_a_late_message_into_the_window(tenant, templates, clock):
+    """A promotional message at 22:37 Shanghai with a send_at of noon that day (long past)."""
+    clock.now = datetime(2026, 3, 2, 14, 37, tzinfo=UTC)  # 22:37 in Shanghai
+    r = check(tenant, templates["promotional"], params={}, send_at=NOON_CN)
+    assert r.status_code == 422
+    body = check(tenant, templates["promotional"], params={}, send_at=None).get_json()
+    assert body["forced_by"] == "ACCT_OUTSIDE_SEND_WINDOW"
+    # a few minutes of clock skew are accepted, and the window is judged at send_at
+    soon = (clock.now + timedelta(days=1) - timedelta(hours=10)).isoformat()  # 12:37 tomorrow
+    assert check(tenant, templates["promotional"], params={}, send_at=soon).get_json()["verdict"] == "allow"
+    skew = (clock.now - timedelta(minutes=4)).isoformat()
+    assert check(tenant, templates["promotional"], params={}, send_at=skew).status_code == 200
+
+
+def test_send_at_bounds_come_from_the_rules_file(tenant, templates, sending_rules, clock):
+    sending_rules("presend:\n  send_at: {max_past_minutes: 60, max_ahead_days: 1}\n")
+    ok = (clock.now - timedelta(minutes=50)).isoformat()
+    assert check(tenant, templates["verification"], send_at=ok).status_code == 200
+    assert check(tenant, templates["verification"], send_at=(clock.now + timedelta(days=2)).isoformat()).status_code == 422
 
 
 def test_frequency_limits_come_from_the_rules_file(tenant, templates, sending_rules, db):
@@ -210,11 +263,12 @@ def test_a_suspension_applies_on_every_worker(settings, moderator, tenant, admin
     try:
         client2 = SignedClient(other.test_client(), tenant.public_key, tenant.private_key, "ACME", "tenant")
         tid = templates["verification"]
-        assert check(client2, tid).get_json()["verdict"] == "allow"
+        # the second worker's checks run on the real clock: no send_at
+        assert check(client2, tid, send_at=None).get_json()["verdict"] == "allow"
         assert admin.post("/v1/accounts/ACME/suspend", {"note": "fraud report"}).status_code == 200
-        assert rules(check(client2, tid, phone="+8613800138002")) == ["ACCT_SUSPENDED"]
+        assert rules(check(client2, tid, phone="+8613800138002", send_at=None)) == ["ACCT_SUSPENDED"]
         assert admin.post("/v1/accounts/ACME/reinstate", {"note": "resolved"}).status_code == 200
-        assert check(client2, tid, phone="+8613800138003").get_json()["verdict"] == "allow"
+        assert check(client2, tid, phone="+8613800138003", send_at=None).get_json()["verdict"] == "allow"
     finally:
         other.extensions["smsguard.db"].dispose()
 
