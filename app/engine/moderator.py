@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from app.engine.bidi import visual
 from app.engine.keywords import CustomLists
 from app.engine.mention import mark_mentions
 from app.engine.normalize import Normalized, normalize
@@ -89,9 +90,30 @@ class Moderator:
         pat = rs.patterns.match(norm)
         if pat:
             hits.extend(pat)
+        if "\u202e" in norm.original or "\u2067" in norm.original:
+            hits.extend(Moderator._displayed(rs, norm.original, acct, {h.rule for h in hits}))
         if hits:
             hits = mark_mentions(hits, norm.original)
         return hits
+
+    @staticmethod
+    def _displayed(rs: RuleSet, original: str, acct, seen: set[str]) -> list[Hit]:
+        """Hits found only in the text as a phone displays it (right-to-left overrides applied,
+        app/engine/bidi.py), spans mapped back to the original."""
+        vis = visual(original)
+        if vis is None:
+            return []
+        shown, src = vis
+        vnorm = normalize(shown)
+        out = []
+        for h in rs.keywords.match(vnorm, acct) + rs.patterns.match(vnorm):
+            if h.rule in seen or h.span is None:
+                continue
+            idx = [src[i] for i in range(h.span[0], h.span[1])] or [0]
+            a, b = min(idx), max(idx) + 1
+            out.append(h._replace(evidence=original[a:b], span=(a, b),
+                                  description=f"{h.description} (as displayed: {h.evidence!r})"))
+        return out
 
     def _classified(self, rs: RuleSet, clf, text: str, probs, content) -> list[Hit]:
         """CLF_ hits from one message's probabilities (bounded and given its language by its

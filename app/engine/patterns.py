@@ -26,6 +26,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any, Callable
 
+from app.engine.bidi import BIDI_RE
 from app.engine.normalize import Normalized, normalize
 from app.engine.types import Hit
 
@@ -183,6 +184,7 @@ _PREFILTER = {
 }
 
 BUILTIN_KINDS: dict[str, Callable[[dict], list[tuple[str, Post]]]] = {
+    "bidi_control": lambda cfg: [],  # matched on the original text (PatternMatcher._bidi_hits)
     "short_link": _short_link_alts,
     "url": _url_alts,
     "wechat_id": _wechat_alts,
@@ -223,6 +225,7 @@ class PatternMatcher:
             compiled.append(r)
         self.rules = tuple(compiled)
         self.rule_ids = tuple(r.id for r in compiled)
+        self._bidi_rules = tuple(r for r in compiled if r.kind == "bidi_control")
 
     @classmethod
     def from_config(cls, doc: Any, categories: dict | None = None) -> "PatternMatcher":
@@ -298,12 +301,22 @@ class PatternMatcher:
             ))
         return cls(rules, cfg)
 
+    def _bidi_hits(self, original: str) -> list[Hit]:
+        """bidi_control rules look at the ORIGINAL text: normalization removes those controls."""
+        m = BIDI_RE.search(original)
+        if m is None:
+            return []
+        return [Hit(r.id, r.category, "pattern", r.score, r.action, repr(m.group(0))[1:-1], m.span(), r.description)
+                for r in self._bidi_rules]
+
     def spans(self, text: str) -> list[tuple[PatternRule, int, int]]:
         """(rule, start, end) of every pattern match in a pattern-view text."""
         out: list[tuple[PatternRule, int, int]] = []
         taken: dict[str, list[tuple[int, int]]] | None = None
         phoneish = moneyish = None
         for rule in self.rules:
+            if rule.kind == "bidi_control":
+                continue
             pf = rule.prefilter
             if pf is not None:
                 if pf == "phone":
@@ -348,10 +361,11 @@ class PatternMatcher:
     def match(self, norm: Normalized) -> list[Hit]:
         """Pattern hits of a message: one per match, spans and evidence in the ORIGINAL text."""
         found = self.spans(norm.pattern_text)
-        if not found:
-            return []
-        hits = []
         original = norm.original
+        bidi = self._bidi_hits(original) if self._bidi_rules else None
+        if not found:
+            return bidi or []
+        hits = bidi or []
         for r, s, e in found:
             a, b = norm.pattern_span(s, e)
             hits.append(Hit(r.id, r.category, "pattern", r.score, r.action, original[a:b], (a, b), r.description))

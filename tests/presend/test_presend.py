@@ -355,3 +355,17 @@ def test_fail_closed_when_the_database_is_unreachable(app, tenant, templates, mo
     svc.fail_mode = "open"
     body = check(tenant, templates["verification"], phone="+8613800138008").get_json()
     assert body["verdict"] == "allow" and "ACCT_PRESEND_DEGRADED" in rules_of(body)
+
+
+def test_bidi_controls_in_a_param_do_not_pass_the_pre_send_check(tenant, templates, db):
+    """Issue 14: the text a phone displays differs from the stored one; the check must not allow it."""
+    tid = make_template(db, "ACME", "notification", "您的快递备注：${note}", {"note": "text"})
+    assert check(tenant, tid, params={"note": "放门口"}).get_json()["verdict"] == "allow"
+    params = {"note": "放门口\u202e" + "moc.knab-ekaf//:sptth" + "\u202c"}
+    body = check(tenant, tid, params=params, phone="+8613800138007").get_json()
+    assert body["verdict"] != "allow"
+    assert "PAT_BIDI_CONTROL" in rules_of(body)
+
+
+def rules_of(body) -> set[str]:
+    return {r["rule"] for r in body["reasons"]}

@@ -249,3 +249,16 @@ def test_two_reviewers_at_once_one_wins(db, moderator, approved_sig):
     with db.session() as s:
         assert [d.decision for d in review.decisions(s, "template", tid)][0] == "pending"
         assert len(review.decisions(s, "template", tid)) == 2
+
+
+def test_a_template_hiding_a_link_with_bidi_controls_is_never_auto_approved(tenant, approved_sig):
+    """Issue 14: the link written backwards between U+202E and U+202C (a phone shows it
+    forwards) was auto-approved. Now the controls are a finding and the displayed link is seen."""
+    hidden = "\u202e" + "moc.knab-ekaf.www//:sptth" + "\u202c"
+    body = _ok(tenant.post("/v1/templates", {"signature": approved_sig["id"], "type": "verification",
+                                             "content": f"您的验证码是${{code}}，5分钟内有效 {hidden}",
+                                             "variables": {"code": "code"}}), 201)
+    assert body["status"] == "pending", body["decisions"]
+    reasons = {r["rule"]: r for r in body["verdict"]["reasons"]}
+    assert reasons["PAT_BIDI_CONTROL"]["action"] == "review"
+    assert "as displayed" in reasons["PAT_URL"]["description"]  # the link a phone shows was seen
