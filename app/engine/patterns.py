@@ -306,7 +306,8 @@ class PatternMatcher:
         m = BIDI_RE.search(original)
         if m is None:
             return []
-        return [Hit(r.id, r.category, "pattern", r.score, r.action, repr(m.group(0))[1:-1], m.span(), r.description)
+        codes = ", ".join(f"U+{ord(c):04X}" for c in dict.fromkeys(m.group(0)))
+        return [Hit(r.id, r.category, "pattern", r.score, r.action, m.group(0), m.span(), f"{r.description} ({codes})")
                 for r in self._bidi_rules]
 
     def spans(self, text: str) -> list[tuple[PatternRule, int, int]]:
