@@ -36,7 +36,9 @@ Notice context (rules/context.yaml, hits with action ``context``): wording that 
 reports on or moderates prohibited content of any kind (警方提醒, 均属违法行为, 感谢您的举报,
 "has been removed"). It demotes the ``reject`` hits of every category to ``review`` (never a
 classifier's review: only a category's own context clears that) and its score (the most negative
-one present) offsets each category's positive sum. It adds nothing to the total.
+one present) offsets the positive sum of each category that has no context rule of its own (the
+two never stack). It adds nothing to the total. Quoted words inside a warning are mentions, not
+uses: app/engine/mention.py makes them score and force nothing before the policy sees them.
 
 Classifier section: for each label, a probability p below ``report`` makes no hit; p >=
 ``report`` makes a ``CLF_<LABEL>`` hit with score p (contribution ``weight * p``); p >= ``review``
