@@ -37,6 +37,15 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return exc.exit_code
+    except Exception as exc:
+        from app.store.db import unavailable
+
+        if not unavailable(exc):
+            raise
+        first = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        click.echo(f"smsguard: error: the database cannot be used ({first}); is SMSGUARD_DATABASE_URL right, "
+                   "and has `smsguard db upgrade` made its schema?", err=True)
+        return 1
     return 0
 
 

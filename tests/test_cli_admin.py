@@ -49,3 +49,12 @@ def test_config_hides_secrets(runner, monkeypatch):
     out = runner.invoke(cli, ["config"]).output
     assert "hunter2" not in out and "secret_key" not in out
     assert json.loads(out)["bind"] == "127.0.0.1:8000"
+
+
+def test_a_missing_database_is_one_line_and_is_never_created(tmp_path, monkeypatch, capsys):
+    path = tmp_path / "nowhere" / "smsguard.db"
+    monkeypatch.setenv("SMSGUARD_DATABASE_URL", f"sqlite:///{path}")
+    code = main(["keys", "list"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "smsguard db upgrade" in err and "Traceback" not in err
+    assert not path.exists()

@@ -1,6 +1,8 @@
 """Liveness, readiness, metrics and the local assets of the interactive API docs."""
 from __future__ import annotations
 
+import functools
+
 from flask import Blueprint, Response, current_app, jsonify, send_from_directory
 
 from app import metrics
@@ -13,13 +15,24 @@ def healthz():
     return jsonify(status="ok")
 
 
+@functools.cache
+def _head_revision() -> str:
+    from app.store import migrate
+
+    return migrate.head_revision()
+
+
 @bp.get("/readyz")
 def readyz():
     checks: dict = {}
     ok = True
     try:
-        current_app.extensions["smsguard.db"].ping()
-        checks["database"] = {"ok": True}
+        # the database answers AND holds the migrated schema (a file lost under the service, or
+        # an empty one, is not ready)
+        revision = current_app.extensions["smsguard.db"].schema_revision()
+        head = _head_revision()
+        checks["database"] = {"ok": revision == head, "schema": revision, "expected": head}
+        ok = revision == head
     except Exception as exc:  # noqa: BLE001 - any failure means not ready
         ok = False
         checks["database"] = {"ok": False, "error": type(exc).__name__}

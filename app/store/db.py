@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, event, exc, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -22,15 +23,26 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
 
 
 class Database:
-    """Wraps the engine; `session()` commits on success and rolls back on error."""
+    """Wraps the engine; `session()` commits on success and rolls back on error.
+
+    A SQLite file is opened read-write, never created (``mode=rw``): the schema is made by the
+    migrations (``smsguard db upgrade``, run by ``smsguard serve``), never implicitly at run
+    time. Every connection remembers the file it opened (device and inode) and is checked on
+    each checkout: a database file deleted or replaced under the running service invalidates
+    the pooled connections instead of writing to a file nobody will read again, and a fresh
+    connection to a missing file fails ("unable to open database file": a 503, the pre-send
+    check's fail mode)."""
 
     def __init__(self, url: str, echo: bool = False):
         self.url = url
         kwargs: dict = {"echo": echo, "future": True}
+        self.sqlite_path: Path | None = None
         if url.startswith("sqlite"):
             path = url.split("///", 1)[1] if "///" in url else ""
-            if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            if path and path != ":memory:" and not path.startswith("file:"):
+                self.sqlite_path = Path(path)
+                self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+                kwargs["creator"] = self._open_existing
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 10}
         else:
             kwargs.update(pool_pre_ping=True, pool_size=5, max_overflow=10)
@@ -38,6 +50,9 @@ class Database:
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "begin", self._sqlite_begin)
+            if self.sqlite_path is not None:
+                event.listen(self.engine, "connect", self._remember_file)
+                event.listen(self.engine, "checkout", self._same_file)
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
         # read-then-write units of work take the write lock up front on SQLite (BEGIN IMMEDIATE),
         # so two processes cannot both read the old state and both act on it
@@ -47,6 +62,27 @@ class Database:
     @property
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
+
+    # -- SQLite: the file must exist and stay the one each connection opened
+    def _open_existing(self):
+        import sqlite3
+
+        return sqlite3.connect(f"file:{self.sqlite_path}?mode=rw", uri=True, check_same_thread=False, timeout=10)
+
+    def _file_id(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.sqlite_path)
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino
+
+    def _remember_file(self, _dbapi_conn, record) -> None:
+        record.info["sqlite_file"] = self._file_id()
+
+    def _same_file(self, _dbapi_conn, record, _proxy) -> None:
+        now = self._file_id()
+        if now is None or now != record.info.get("sqlite_file"):
+            raise exc.DisconnectionError(f"database file {self.sqlite_path} is gone or was replaced")
 
     @staticmethod
     def _sqlite_begin(conn) -> None:
@@ -71,6 +107,13 @@ class Database:
         with self.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
         return True
+
+    def schema_revision(self) -> str | None:
+        """The Alembic revision the database is at (None: never migrated)."""
+        from alembic.runtime.migration import MigrationContext
+
+        with self.engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -20,6 +20,7 @@ from prometheus_client import REGISTRY
 from app import StartupError, create_app
 from app.config import PROJECT_ROOT, Settings
 from app.engine.moderator import Moderator
+from app.store import migrate
 
 MODEL_DIR = PROJECT_ROOT / "models" / "smsguard-zh-en"
 needs_model = pytest.mark.skipif(not (MODEL_DIR / "metadata.json").exists(), reason="no shipped model")
@@ -191,6 +192,7 @@ def test_corrupted_rule_file_keeps_the_rules_in_force(corruption, live_rules, tm
     m, rules, pristine = live_rules
     settings = Settings(instance_dir=tmp_path / "instance", database_url=f"sqlite:///{tmp_path / 'x.db'}",
                         rules_dir=rules, model_dir=None, watch_rules=False, secret_key="x").resolved()
+    migrate.upgrade(settings.database_url)  # the service never creates its schema itself
     app = create_app(settings, moderator=m)  # wires the reload metrics
     version = m.ruleset_version
     before = m.check("澳门百家乐，首充送88").to_dict()
@@ -361,3 +363,55 @@ def test_serve_with_a_broken_model_exits_with_one_line(tmp_path):
     errors = [ln for ln in lines if ln.startswith("Error:")]
     assert len(errors) == 1 and "cannot load the model" in errors[0] and "format" in errors[0], p.stderr[-2000:]
     assert "Traceback" not in p.stderr
+
+
+def test_a_database_file_deleted_under_the_service_loses_no_acknowledged_write(app, tenant, admin, db):
+    """Issue 14, item 3: with the SQLite files deleted while serving, a complaint got 201 and was
+    gone after restart, new connections made an empty database ("no such table": 500s), the
+    pre-send check answered 500 and /readyz stayed ready."""
+    from pathlib import Path
+
+    from tests.presend.conftest import make_template
+
+    if not db.is_sqlite:
+        pytest.skip("a file database only")
+    tid = make_template(db, "ACME")
+    complaint = {"account": "ACME", "phone": "+8613800138000", "source": "carrier", "reason": "spam"}
+    assert admin.post("/v1/complaints", {**complaint, "external_id": "c-1"}).status_code == 201
+    assert tenant.post("/v1/messages/check", {"template_id": tid, "params": {"code": "123456"},
+                                              "phone": "+8613800138001"}).status_code == 200
+    assert app.test_client().get("/readyz").status_code == 200
+    path = db.sqlite_path
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    # a write that cannot persist is never acknowledged
+    body = assert_problem(admin.post("/v1/complaints", {**complaint, "external_id": "c-2"}), 503)
+    assert body["reason"] == "database_unavailable"
+    # the pre-send check fails by its mode (closed), never a 500
+    r = tenant.post("/v1/messages/check", {"template_id": tid, "params": {"code": "654321"},
+                                           "phone": "+8613800138002"})
+    assert r.status_code == 200 and r.get_json()["forced_by"] == "ACCT_PRESEND_UNAVAILABLE"
+    # not ready, and no empty database was made in its place
+    ready = app.test_client().get("/readyz")
+    assert ready.status_code == 503 and ready.get_json()["checks"]["database"]["ok"] is False
+    assert not path.exists()
+
+
+def test_readyz_wants_the_migrated_schema(tmp_path, moderator):
+    """An empty database file (never migrated) is not ready."""
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    sqlite3.connect(tmp_path / "empty.db").close()
+    settings = Settings(instance_dir=tmp_path / "instance", database_url=url, model_dir=None,
+                        watch_rules=False, secret_key="x").resolved()
+    app = create_app(settings, moderator=moderator)
+    try:
+        r = app.test_client().get("/readyz")
+        assert r.status_code == 503
+        assert r.get_json()["checks"]["database"] == {"ok": False, "schema": None,
+                                                      "expected": migrate.head_revision()}
+        migrate.upgrade(url)
+        assert app.test_client().get("/readyz").status_code == 200
+    finally:
+        app.extensions["smsguard.db"].dispose()
