@@ -1,5 +1,7 @@
-"""POST /v1/replies: inbound replies; R / TD / T / N / 退订 / STOP / UNSUBSCRIBE opt out,
-START / UNSTOP opt back in."""
+"""POST /v1/replies: inbound replies, relayed from the carrier side by the sending platform
+(platform or admin keys; never the tenant whose recipients replied). R / TD / T / N / 退订 /
+取消订阅 / STOP / UNSUBSCRIBE opt out, START / UNSTOP opt back in (not out of an opt-out a
+complaint made: only an admin lifts that)."""
 from __future__ import annotations
 
 from flask import current_app
@@ -19,8 +21,8 @@ blp = Blueprint("replies", __name__, url_prefix="/v1/replies",
 class ReplyIn(StrictSchema):
     phone = fields.String(required=True, validate=validate.Length(3, 32))
     text = fields.String(required=True, validate=validate.Length(0, 1000))
-    account = fields.String(load_default=None, validate=validate.Length(1, 64),
-                            metadata={"description": "the account replied to (admins; a tenant's own is implied)"})
+    account = fields.String(required=True, validate=validate.Length(1, 64),
+                            metadata={"description": "the account replied to"})
 
 
 class ReplyOut(StrictSchema):
@@ -32,12 +34,13 @@ class ReplyOut(StrictSchema):
 
 @blp.route("")
 class Replies(MethodView):
-    @require("tenant", "admin")
+    @require("platform", "admin")
     @blp.arguments(ReplyIn)
     @blp.response(200, ReplyOut)
     def post(self, body):
-        """Record an inbound reply. An opt-out keyword stops the account's promotional messages
-        to the phone; START / UNSTOP allows them again."""
+        """Record an inbound reply (platform or admin keys: replies come from the carrier side).
+        An opt-out keyword stops the account's promotional messages to the phone; START / UNSTOP
+        allows them again, unless a complaint made the opt-out (an admin lifts that)."""
         account = scope_account(body["account"])
         pol = service().policy()
         with current_app.extensions["smsguard.db"].session(immediate=True) as s:

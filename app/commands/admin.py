@@ -83,7 +83,7 @@ def keys() -> None:
 
 @keys.command("create")
 @click.option("--account", help="the account the key acts for (created if new; required for tenant)")
-@click.option("--role", type=click.Choice(["tenant", "reviewer", "admin"]), required=True)
+@click.option("--role", type=click.Choice(["tenant", "reviewer", "admin", "platform"]), required=True)
 @click.option("--label", default="", help="a note: who or what uses this key")
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 @_service_errors

@@ -38,6 +38,8 @@ def create(session: Session, account_id: str | None, role: str, label: str = "",
         raise Invalid(f"role must be one of {', '.join(ROLES)}", field="role")
     if role == "tenant" and not account_id:
         raise Invalid("a tenant key needs an account", field="account")
+    if role == "platform" and account_id:
+        raise Invalid("a platform key serves every account: give no account", field="account")
     if account_id:
         accounts.get_or_create(session, account_id, actor=actor)
     key = ApiKey(public_key=PUBLIC_PREFIX + secrets.token_hex(12),

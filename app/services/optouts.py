@@ -3,7 +3,8 @@
 - ``file_complaint``: stores a complaint (idempotent on (source, external_id)), opts the phone
   out of the account's promotional messages, then evaluates enforcement (app/services/
   enforcement.py) in the same transaction, with the account's row locked.
-- ``handle_reply``: R / TD / T / N / 退订 / STOP / UNSUBSCRIBE opt out; START / UNSTOP opt back in.
+- ``handle_reply``: R / TD / T / N / 退订 / 取消订阅 / STOP / UNSUBSCRIBE opt out; START / UNSTOP opt
+  back in, except out of an opt-out a complaint made (an admin lifts those).
 - ``opt_out`` / ``opt_in`` / ``list_opt_outs`` / ``remove``: the opt-out list itself.
 
 Phones are stored in E.164 (presend.normalize_phone), the form the pre-send check looks up.
@@ -26,7 +27,7 @@ from app.services.presend import PresendSettings, EnforcementSettings, normalize
 from app.store.models import AccountStateChange, Complaint, OptOut
 
 SOURCES = ("carrier", "regulator", "user", "internal")
-OPT_OUT_WORDS = frozenset({"R", "TD", "T", "N", "退订", "STOP", "UNSUBSCRIBE"})
+OPT_OUT_WORDS = frozenset({"R", "TD", "T", "N", "退订", "取消订阅", "STOP", "UNSUBSCRIBE"})
 OPT_IN_WORDS = frozenset({"START", "UNSTOP"})
 _STRIP = re.compile(r"[\s\W_]+", re.UNICODE)
 
@@ -61,10 +62,15 @@ def opt_out(session: Session, account_id: str, phone: str, source: str, detail: 
 
 def opt_in(session: Session, account_id: str, phone: str, actor: str, source: str,
            presend: PresendSettings | None = None) -> bool:
-    """Remove the recipient's opt-out; False when there was none."""
+    """Remove the recipient's opt-out; False when there was none, or when a complaint made it
+    (those are lifted only by an admin: ``remove``)."""
     phone = normalize_phone(phone, presend)
     row = session.scalar(select(OptOut).where(OptOut.account_id == account_id, OptOut.phone == phone))
     if row is None:
+        return False
+    if row.source == "complaint":
+        events.record(session, "optout.kept", actor, account_id, subject=phone, source=source,
+                      opted_out_by="complaint", note="an opt-out made by a complaint is lifted only by an admin")
         return False
     session.delete(row)
     events.record(session, "optout.removed", actor, account_id, subject=phone, source=source,

@@ -59,7 +59,7 @@ class Base(DeclarativeBase):
 
 
 ACCOUNT_STATUSES = ("active", "warned", "suspended", "terminated")
-ROLES = ("tenant", "reviewer", "admin")
+ROLES = ("tenant", "reviewer", "admin", "platform")  # platform: the sending platform relaying carrier-side events
 REVIEW_STATUSES = ("pending", "approved", "rejected")
 TEMPLATE_TYPES = ("verification", "notification", "promotional")
 

@@ -177,7 +177,7 @@ def test_account_detail_roles(tenant, admin, make_client, db):
 @pytest.mark.parametrize("text,action", [
     ("R", "opt_out"), ("td", "opt_out"), (" T ", "opt_out"), ("N", "opt_out"), ("退订", "opt_out"),
     ("STOP", "opt_out"), ("stop.", "opt_out"), ("Unsubscribe", "opt_out"), ("ＴＤ", "opt_out"),
-    ("START", "opt_in"), ("unstop", "opt_in"),
+    ("START", "opt_in"), ("unstop", "opt_in"), ("取消订阅", "opt_out"),
     ("Thanks", None), ("tomorrow", None), ("不要退订", None), ("", None),
 ])
 def test_reply_keywords(text, action):
@@ -186,28 +186,69 @@ def test_reply_keywords(text, action):
     assert reply_action(text) == action
 
 
-def test_opt_out_by_reply_and_back_in(tenant, admin, templates, db):
+@pytest.fixture
+def platform(make_client):
+    """The sending platform's key: it relays carrier-side replies for every account."""
+    return make_client("platform")
+
+
+def test_opt_out_by_reply_and_back_in(tenant, platform, admin, templates, db):
     promo = templates["promotional"]
-    r = tenant.post("/v1/replies", {"phone": "+8613800138000", "text": "退订"})
+    r = platform.post("/v1/replies", {"phone": "+8613800138000", "text": "退订", "account": "ACME"})
     assert r.status_code == 200 and r.get_json() == {"account_id": "ACME", "phone": "+8613800138000",
                                                      "action": "opt_out", "changed": True}
     assert rules(check(tenant, promo, params={})) == ["ACCT_RECIPIENT_OPTED_OUT"]
-    assert tenant.post("/v1/replies", {"phone": "13800138000", "text": "TD"}).get_json()["changed"] is False
-    assert tenant.post("/v1/replies", {"phone": "+8613800138000", "text": "hello"}).get_json()["action"] is None
-    r = tenant.post("/v1/replies", {"phone": "+8613800138000", "text": "START"})
-    assert r.get_json()["action"] == "opt_in" and r.get_json()["changed"] is True
+    reply = lambda text, phone="+8613800138000": platform.post(  # noqa: E731
+        "/v1/replies", {"phone": phone, "text": text, "account": "ACME"}).get_json()
+    assert reply("TD", "13800138000")["changed"] is False
+    assert reply("hello")["action"] is None
+    r = reply("START")
+    assert r["action"] == "opt_in" and r["changed"] is True
     assert check(tenant, promo, params={}).get_json()["verdict"] == "allow"
-    # admins name the account; reviewers may not
-    assert admin.post("/v1/replies", {"phone": "+8613800138000", "text": "STOP"}).status_code == 422
+    # the account is named; admins may relay too; reviewers may not
+    assert platform.post("/v1/replies", {"phone": "+8613800138000", "text": "STOP"}).status_code == 422
     assert admin.post("/v1/replies", {"phone": "+8613800138000", "text": "STOP", "account": "ACME"}).status_code == 200
     with db.session() as s:
         kinds = [e.kind for e in s.scalars(sa.select(Event).where(Event.kind.like("optout.%")).order_by(Event.id))]
     assert kinds == ["optout.added", "optout.removed", "optout.added"]
 
 
-def test_admins_list_and_remove_opt_outs(admin, tenant, templates, db):
-    tenant.post("/v1/replies", {"phone": "+8613800138000", "text": "R"})
-    tenant.post("/v1/replies", {"phone": "+8613800138001", "text": "R"})
+def test_a_tenant_cannot_post_replies_for_its_own_recipients(tenant, platform, templates):
+    """Issue 14, item 5: a tenant lifted opt-outs itself by posting START for the phone."""
+    platform.post("/v1/replies", {"phone": "+8613800138000", "text": "R", "account": "ACME"})
+    r = tenant.post("/v1/replies", {"phone": "+8613800138000", "text": "START", "account": "ACME"})
+    assert r.status_code == 403 and r.get_json()["detail"].startswith("the tenant role may not")
+    assert rules(check(tenant, templates["promotional"], params={})) == ["ACCT_RECIPIENT_OPTED_OUT"]
+
+
+def test_an_opt_out_made_by_a_complaint_is_lifted_only_by_an_admin(tenant, platform, admin, templates, db):
+    r = admin.post("/v1/complaints", {"account": "ACME", "phone": "+8613800138000", "source": "carrier",
+                                      "external_id": "cx-1", "reason": "spam"})
+    assert r.status_code == 201
+    back = platform.post("/v1/replies", {"phone": "+8613800138000", "text": "START", "account": "ACME"}).get_json()
+    assert back["action"] == "opt_in" and back["changed"] is False
+    assert rules(check(tenant, templates["promotional"], params={})) == ["ACCT_RECIPIENT_OPTED_OUT"]
+    with db.session() as s:
+        kept = s.scalars(sa.select(Event).where(Event.kind == "optout.kept")).all()
+    assert len(kept) == 1 and kept[0].data["opted_out_by"] == "complaint"
+    row = admin.get("/v1/opt-outs", query={"account": "ACME"}).get_json()[0]
+    assert row["source"] == "complaint"
+    assert admin.delete(f"/v1/opt-outs/{row['id']}").status_code == 204
+    assert check(tenant, templates["promotional"], params={}).get_json()["verdict"] == "allow"
+
+
+def test_platform_keys_serve_every_account_and_nothing_else(platform, runner):
+    from app.cli import cli
+
+    assert platform.post("/v1/moderate", {"text": "你好"}).status_code == 403
+    assert platform.get("/v1/accounts").status_code == 403
+    r = runner.invoke(cli, ["keys", "create", "--role", "platform", "--account", "ACME"])
+    assert r.exit_code != 0 and "platform key serves every account" in r.output
+
+
+def test_admins_list_and_remove_opt_outs(admin, platform, tenant, templates, db):
+    platform.post("/v1/replies", {"phone": "+8613800138000", "text": "R", "account": "ACME"})
+    platform.post("/v1/replies", {"phone": "+8613800138001", "text": "R", "account": "ACME"})
     assert tenant.get("/v1/opt-outs").status_code == 403
     rows = admin.get("/v1/opt-outs", query={"account": "ACME"}).get_json()
     assert {r["phone"] for r in rows} == {"+8613800138000", "+8613800138001"}
