@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 
@@ -54,6 +55,9 @@ def load_moderator(settings: Settings):
         raise StartupError(f"cannot load {where}: {type(exc).__name__}: {first}".rstrip(": ")) from exc
 
 
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
 def create_app(settings: Settings | None = None, moderator=None) -> Flask:
     """Build the service. Pass a prebuilt `moderator` to share one engine (tests, gunicorn)."""
     from app import logs, metrics
@@ -78,7 +82,9 @@ def create_app(settings: Settings | None = None, moderator=None) -> Flask:
 
     @app.before_request
     def _start():
-        g.request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+        given = request.headers.get("X-Request-Id", "")
+        # a caller's id is echoed and logged only when it is a short, plain token
+        g.request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
         g.t0 = time.perf_counter()
 
     @app.after_request

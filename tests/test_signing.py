@@ -110,6 +110,24 @@ def test_timestamp_out_of_window_is_401(tenant, offset):
     _problem(tenant.client.get("/v1/accounts/ACME", headers=h), 401, "stale_timestamp")
 
 
+@pytest.mark.parametrize("spelling", ["+{t}", "{a}_{b}", " {t}", "{t}.0", "٣{t}"])
+def test_timestamp_must_be_plain_digits(tenant, spelling):
+    """Issue 14: X-Timestamp accepted "+17..." and "17_96..." (Python's int() is lenient)."""
+    t = str(int(time.time()))
+    ts = spelling.format(t=t, a=t[:2], b=t[2:])
+    h = tenant.headers("GET", "/v1/accounts/ACME", [], b"", ts=ts)
+    _problem(tenant.client.get("/v1/accounts/ACME", headers=h), 401, "bad_timestamp")
+
+
+@pytest.mark.parametrize("given, echoed", [("req-42.a:b_C", True), ("x" * 8192, False), ("bad id\twith tab", False),
+                                           ("", False)])
+def test_request_ids_are_echoed_only_when_short_and_plain(tenant, given, echoed):
+    """Issue 14: an 8 KB X-Request-Id was echoed and logged."""
+    r = tenant.client.get("/healthz", headers={"X-Request-Id": given})
+    rid = r.headers["X-Request-Id"]
+    assert (rid == given) is echoed and len(rid) <= 128
+
+
 def test_timestamp_inside_window_is_accepted(tenant):
     h = tenant.headers("GET", "/v1/accounts/ACME", [], b"", ts=str(int(time.time()) - 250))
     assert tenant.client.get("/v1/accounts/ACME", headers=h).status_code == 200

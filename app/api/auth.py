@@ -54,10 +54,11 @@ def verify_request() -> Principal:
     ts, nonce, signature = (request.headers[h] for h in HEADERS[1:])
     if not NONCE.match(nonce):
         raise _unauthorized("X-Nonce must be 16-64 characters of letters, digits, '-', '_', '.', '~'", "bad_nonce")
-    try:
-        ts_value = int(ts)
-    except ValueError:
-        raise _unauthorized("X-Timestamp must be Unix seconds", "bad_timestamp") from None
+    # digits only: int() would also take "+1764…", " 1764…" and "17_64…" (the signed string holds
+    # the header as sent, so two spellings of one time would sign differently)
+    if not (ts.isascii() and ts.isdigit() and len(ts) <= 12):
+        raise _unauthorized("X-Timestamp must be Unix seconds (digits only)", "bad_timestamp")
+    ts_value = int(ts)
     tolerance = current_app.config["SMSGUARD"].signature_tolerance_s
     skew = abs(time.time() - ts_value)
     if skew > tolerance:

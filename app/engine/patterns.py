@@ -212,6 +212,36 @@ class PatternRule:
     prefilter: str | None = None
 
 
+def _nested_repeat(src: str) -> bool:
+    """Whether a regex repeats a repetition many times: (a+)+, (x{1,9}){2,}, (a*){1,50}:
+    catastrophic backtracking on a short input. An outer repetition of at most 10 rounds passes."""
+    from re import _constants as C, _parser as P  # noqa: N814 - the stdlib's own regex parser
+
+    repeats = (C.MAX_REPEAT, C.MIN_REPEAT, getattr(C, "POSSESSIVE_REPEAT", None))
+
+    def walk(items, inside: bool) -> bool:
+        for op, av in items:
+            if op in repeats and op is not None:
+                _lo, hi, sub = av
+                if inside and (hi is C.MAXREPEAT or hi > 1):
+                    return True
+                # an outer repetition bounded to a few rounds cannot blow up: (\.[a-z]{2,4}){1,3}
+                if walk(sub, inside or hi is C.MAXREPEAT or hi > 10):
+                    return True
+            elif op is C.SUBPATTERN:
+                if walk(av[-1], inside):
+                    return True
+            elif op is C.BRANCH:
+                if any(walk(b, inside) for b in av[1]):
+                    return True
+            elif op in (C.ASSERT, C.ASSERT_NOT):
+                if walk(av[1], inside):
+                    return True
+        return False
+
+    return walk(P.parse(src), False)
+
+
 class PatternMatcher:
     """Compiled pattern rules of one rule set (immutable, shared by threads)."""
 
@@ -282,6 +312,9 @@ class PatternMatcher:
                     raise ValueError(f"{where}: bad regex: {exc}") from None
                 if rx.search("") is not None:
                     raise ValueError(f"{where}: regex matches the empty string")
+                if _nested_repeat(src):
+                    raise ValueError(f"{where}: regex repeats a repetition (like (a+)+): it can take "
+                                     "exponential time on a short input; bound or flatten it")
             cat = p.get("category")
             if cat is not None and (not isinstance(cat, str) or (categories is not None and cat not in categories)):
                 raise ValueError(f"{where}: category {cat!r} is not a category of categories.yaml")

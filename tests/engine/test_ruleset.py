@@ -54,6 +54,8 @@ BROKEN = [
     ("allow.yaml", "phrases: [{phrase: 平台独家, categories: [nope]}]\n", "unknown categories"),
     ("variants.yaml", "variants:\n  微信: 威信\n", "list"),
     ("patterns.yaml", "patterns:\n  - {id: PAT_X, regex: '('}\n", "bad regex"),
+    ("patterns.yaml", "patterns:\n  - {id: PAT_X, regex: '(a+)+b'}\n", "repeats a repetition"),
+    ("patterns.yaml", "patterns:\n  - {id: PAT_X, regex: '(x{1,9}){2,}y'}\n", "repeats a repetition"),
     ("categories.yaml", "categories:\n  - {id: Fraud}\n", "lower_snake"),
     ("context.yaml", "rules:\n  - {id: KW_CTX_X, score: 3, terms: [请勿参与]}\n", "score must be 0 or negative"),
     ("context.yaml", "rules:\n  - {id: KW_CTX_X, action: reject, terms: [请勿参与]}\n", "unknown key"),
