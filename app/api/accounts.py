@@ -158,7 +158,8 @@ class Lists(MethodView):
         """Add terms to one of the account's lists (existing terms are left as they are)."""
         with _db().session() as s:
             return accounts.add_terms(s, account_id, body["kind"], body["terms"], body["category"],
-                                      actor=principal().actor)
+                                      actor=principal().actor,
+                                      categories=current_app.extensions["smsguard.moderator"].ruleset.categories)
 
 
 @blp.route("/<account_id>/lists/<int:entry_id>")

@@ -316,7 +316,8 @@ class Policy:
                 h = _demoted(h, context)
             reasons.append(h)
             cat = h.category
-            informational = cat in info
+            # an account's own block / review list forces whatever category its term was filed under
+            informational = cat in info and not rule.startswith("KW_ACCOUNT_")
             if rule in counted:
                 c = 0.0
             else:

@@ -44,10 +44,14 @@ def list_terms(session: Session, account_id: str) -> list[CustomTerm]:
 
 
 def add_terms(session: Session, account_id: str, kind: str, terms: list[str],
-              category: str | None, actor: str) -> list[CustomTerm]:
+              category: str | None, actor: str, categories=None) -> list[CustomTerm]:
+    """``categories``: the taxonomy ids a term may be filed under (the rules in force)."""
     get(session, account_id)
     if kind not in LIST_KINDS:
         raise Invalid(f"list kind must be one of {', '.join(LIST_KINDS)}", field="kind")
+    if category is not None and categories is not None and category not in categories:
+        raise Invalid(f"category {category!r} is not a taxonomy id ({', '.join(sorted(categories))})",
+                      field="category", errors={"category": ["not a taxonomy id"]})
     existing = {t.term for t in session.scalars(select(CustomTerm).where(
         CustomTerm.account_id == account_id, CustomTerm.kind == kind))}
     added = []

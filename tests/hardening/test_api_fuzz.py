@@ -147,3 +147,15 @@ def test_deeply_nested_json_is_a_400_not_a_500(tenant):
     body = b"[" * 30_000 + b"]" * 30_000
     r = tenant.post("/v1/moderate", raw=body)
     assert r.status_code == 400 and r.mimetype == "application/problem+json"
+
+
+def test_account_block_terms_block_whatever_their_category_and_unknown_categories_are_422(admin):
+    """Issue 14, item 12: a block term filed under `marketing` never blocked although its reason
+    said reject, and a category `nonsense` was accepted."""
+    assert admin.post("/v1/accounts", {"id": "BLK"}).status_code == 201
+    r = admin.post("/v1/accounts/BLK/lists", {"kind": "block", "terms": ["周末大促"], "category": "nonsense"})
+    assert r.status_code == 422 and "category" in r.get_json()["errors"]
+    r = admin.post("/v1/accounts/BLK/lists", {"kind": "block", "terms": ["周末大促"], "category": "marketing"})
+    assert r.status_code == 201
+    v = admin.post("/v1/moderate", {"text": "周末大促，全场五折", "account": "BLK"}).get_json()
+    assert v["verdict"] == "reject" and v["forced_by"] == "KW_ACCOUNT_BLOCK", v
