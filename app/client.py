@@ -12,7 +12,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from app.services.keys import sign
 
@@ -59,12 +59,14 @@ class Client:
     def request(self, method: str, path: str, body=None, params: dict | None = None,
                 raise_for_status: bool = True) -> Response:
         method = method.upper()
-        query = [(k, str(v)) for k, v in (params or {}).items()]
+        parts = urlsplit(path)
+        # a query written in the path ("/v1/signatures?status=pending") is signed like params
+        query = parse_qsl(parts.query, keep_blank_values=True) + [(k, str(v)) for k, v in (params or {}).items()]
         raw = b"" if body is None else json.dumps(body, ensure_ascii=False).encode()
-        headers = self.signed_headers(method, urlsplit(path).path, query, raw)
+        headers = self.signed_headers(method, parts.path, query, raw)
         if raw:
             headers["Content-Type"] = "application/json"
-        url = self.base_url + path + ("?" + urlencode(query) if query else "")
+        url = self.base_url + parts.path + ("?" + urlencode(query) if query else "")
         req = urllib.request.Request(url, data=raw or None, method=method, headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as r:

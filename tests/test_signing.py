@@ -201,3 +201,26 @@ def test_every_v1_route_declares_its_roles(app):
         for m in methods:
             fn = getattr(cls, m) if cls else view
             assert getattr(fn, "_roles", None), f"{rule.rule} {m.upper()} declares no roles"
+
+
+def test_the_client_signs_a_query_written_in_the_path(app, admin):
+    """Issue 14, item 13: Client.get("/v1/signatures?status=pending") failed with bad_signature."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    from app.client import Client
+
+    srv = make_server("127.0.0.1", 0, app, threaded=True)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        c = Client(f"http://127.0.0.1:{srv.server_port}", admin.public_key, admin.private_key)
+        in_path = c.request("GET", "/v1/signatures?status=pending&limit=5", raise_for_status=False)
+        as_params = c.request("GET", "/v1/signatures", params={"status": "pending", "limit": 5}, raise_for_status=False)
+        assert in_path.status == as_params.status == 200, in_path.body[:200]
+        both = c.request("GET", "/v1/signatures?status=pending", params={"limit": 5}, raise_for_status=False)
+        assert both.status == 200
+    finally:
+        srv.shutdown()
+        t.join(5)

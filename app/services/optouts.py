@@ -132,19 +132,21 @@ class ComplaintResult:
 def file_complaint(session: Session, account_id: str, phone: str, reason: str, source: str, actor: str,
                    enforcement_settings: EnforcementSettings, message_id: str | None = None,
                    external_id: str | None = None, presend: PresendSettings | None = None) -> ComplaintResult:
-    """Store a complaint, opt the phone out, evaluate enforcement. Idempotent on (source,
-    external_id): the same complaint sent again returns the stored one and changes nothing."""
+    """Store a complaint, opt the phone out, evaluate enforcement. Idempotent on (account,
+    source, external_id): the same complaint sent again returns the stored one and changes
+    nothing; another account's ids are never looked at (nor shown)."""
     if source not in SOURCES:
         raise Invalid(f"source must be one of {', '.join(SOURCES)}", field="source",
                       errors={"source": [f"one of {', '.join(SOURCES)}"]})
     e164 = normalize_phone(phone, presend)
     acct = enforcement.lock_account(session, account_id)  # serialises this account's complaints
     if external_id:
-        existing = session.scalar(select(Complaint).where(Complaint.source == source,
+        existing = session.scalar(select(Complaint).where(Complaint.account_id == account_id,
+                                                          Complaint.source == source,
                                                           Complaint.external_id == external_id))
         if existing is not None:
-            if existing.account_id != account_id or existing.phone != e164:
-                raise Conflict(f"complaint {source}:{external_id} was already filed for another account or phone",
+            if existing.phone != e164:
+                raise Conflict(f"complaint {source}:{external_id} was already filed for another phone",
                                id=existing.id)
             return ComplaintResult(existing, False, None, acct.status)
     c = Complaint(account_id=account_id, phone=e164, message_id=message_id, reason=reason or "",

@@ -174,7 +174,7 @@ class Complaint(Base):
     source: Mapped[str] = mapped_column(String(16))  # carrier | regulator | user | internal
     external_id: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
-    __table_args__ = (UniqueConstraint("source", "external_id"),)
+    __table_args__ = (UniqueConstraint("account_id", "source", "external_id"),)
 
 
 class OptOut(Base):

@@ -54,12 +54,17 @@ def test_complaints_are_idempotent_on_external_id(admin, tenant, db):
     assert again.get_json()["id"] == first.get_json()["id"] and not again.get_json()["created"]
     # the same id from another source is another complaint
     assert complain(admin, external_id="carrier-77", source="regulator").status_code == 201
-    # the same (source, id) for another account is a conflict, not a silent merge
+    # idempotency keys are the account's own (issue 14, item 17): another account's complaint
+    # with the same carrier id is its own complaint, and never shows the first one's id
     with db.session() as s:
         s.add(Account(id="OTHER", name="o"))
-    assert complain(admin, account="OTHER", external_id="carrier-77").status_code == 409
+    other = complain(admin, account="OTHER", external_id="carrier-77")
+    assert other.status_code == 201 and other.get_json()["id"] != first.get_json()["id"]
+    # the same id for another phone of the same account is a conflict, not a silent merge
+    r = complain(admin, external_id="carrier-77", phone="+8613800138099")
+    assert r.status_code == 409
     with db.session() as s:
-        assert s.scalar(sa.select(sa.func.count()).select_from(Complaint)) == 2
+        assert s.scalar(sa.select(sa.func.count()).select_from(Complaint)) == 3
 
 
 def test_complaint_roles(make_client, tenant, admin, db):
