@@ -31,6 +31,9 @@ max_requests = 0
 accesslog = None  # the app writes one JSON line per request itself
 errorlog = "-"
 loglevel = _settings.log_level.lower()
+# gunicorn's control socket defaults to one path in the home directory, shared by every instance
+# on the machine (stopping one removed another's): each instance keeps its own in its folder
+control_socket = str(_settings.instance_dir.resolve() / "gunicorn.ctl")
 
 
 def post_fork(server, worker):
