@@ -33,7 +33,9 @@ def main(argv: list[str] | None = None) -> int:
         click.echo("aborted", err=True)
         return 130
     except click.ClickException as exc:
-        click.echo(f"smsguard: error: {exc.format_message()}", err=True)
+        # one line, whatever click's own message spreads over (a choice list, a usage hint)
+        message = " ".join(exc.format_message().split())
+        click.echo(f"smsguard: error: {message}", err=True)
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return exc.exit_code

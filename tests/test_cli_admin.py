@@ -58,3 +58,22 @@ def test_a_missing_database_is_one_line_and_is_never_created(tmp_path, monkeypat
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and "smsguard db upgrade" in err and "Traceback" not in err
     assert not path.exists()
+
+
+def test_a_missing_choice_is_one_line(runner, capsys):
+    """Issue 14, item 15: `keys create` without --role printed the choices over four lines."""
+    code = main(["keys", "create"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "--role" in err and "platform" in err
+
+
+def test_serve_on_a_busy_port_is_one_line(runner, capsys):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        code = main(["serve", "--bind", f"127.0.0.1:{port}", "--no-upgrade"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and f"cannot listen on 127.0.0.1:{port}" in err

@@ -43,12 +43,30 @@ def serve(bind: str | None, workers: int | None, no_upgrade: bool) -> None:
     if workers:
         os.environ["SMSGUARD_WORKERS"] = str(workers)
     settings = Settings.from_env()
+    _check_bind(settings.bind)
     if not no_upgrade:
         from app.store import migrate
 
         migrate.upgrade(settings.database_url)
     gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")
     os.execv(gunicorn, [gunicorn, "-c", "python:app.gunicorn_conf", "app.wsgi:app"])
+
+
+def _check_bind(bind: str) -> None:
+    """One line, before gunicorn retries for seconds and prints a stack: is host:port free?"""
+    import socket
+
+    host, sep, port = bind.rpartition(":")
+    if not sep or not port.isdigit() or bind.startswith("unix:"):
+        return  # a unix socket or something gunicorn will judge itself
+    host = host.strip("[]") or "0.0.0.0"
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, int(port)))
+        except OSError as exc:
+            raise click.ClickException(f"cannot listen on {bind}: {exc.strerror or exc}") from None
 
 
 @click.group()
