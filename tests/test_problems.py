@@ -95,3 +95,18 @@ def test_interactive_docs_are_served_locally(app):
     page = c.get("/docs")
     assert page.status_code == 200 and b"/docs/assets/" in page.data
     assert c.get("/docs/assets/swagger-ui-bundle.js").status_code == 200
+
+
+def test_every_problem_type_uri_leads_to_its_explanation(app):
+    """Issue 14, item 14: problem bodies linked `type` to /docs/problems#..., a 404."""
+    from app.api.problems import SLUGS
+
+    c = app.test_client()
+    body = c.get("/v1/nothing-here").get_json()
+    path, _, anchor = body["type"].partition("#")
+    page = c.get(path)
+    assert page.status_code == 200 and page.mimetype == "text/html"
+    html = page.get_data(as_text=True)
+    assert f'id="{anchor}"' in html
+    for slug in SLUGS.values():
+        assert f'id="{slug}"' in html

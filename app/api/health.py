@@ -58,6 +58,25 @@ def prometheus():
     return Response(data, content_type=ctype)
 
 
+@bp.get("/docs/problems")
+def problem_types():
+    """The page the problem bodies' `type` URIs point at: every problem type and what it means."""
+    from html import escape
+
+    from app.api.problems import MEANINGS, SLUGS, TITLES
+
+    rows = "".join(
+        f'<dt id="{SLUGS[st]}"><code>{st}</code> {escape(TITLES[st])} '
+        f'<a href="#{SLUGS[st]}"><code>/docs/problems#{SLUGS[st]}</code></a></dt><dd>{escape(MEANINGS[st])}</dd>'
+        for st in sorted(SLUGS))
+    page = ('<!doctype html><html lang="en"><meta charset="utf-8"><title>smsguard problem types</title>'
+            '<h1>Problem types</h1><p>Every error of the API is an RFC 9457 problem '
+            '(<code>application/problem+json</code>): <code>type</code>, <code>title</code>, '
+            '<code>status</code>, <code>detail</code>, and sometimes <code>reason</code> or <code>errors</code>.</p>'
+            f'<dl>{rows}</dl></html>')
+    return Response(page, content_type="text/html; charset=utf-8")
+
+
 @bp.get("/docs/assets/<path:filename>")
 def docs_assets(filename: str):
     import swagger_ui_bundle

@@ -18,6 +18,24 @@ SLUGS = {400: "bad-request", 401: "unauthorized", 403: "forbidden", 404: "not-fo
          405: "method-not-allowed", 409: "conflict", 413: "payload-too-large",
          415: "unsupported-media-type", 422: "validation", 429: "rate-limited",
          500: "internal", 503: "unavailable"}
+#: what each problem type means to a caller (served at /docs/problems, the `type` URIs' page)
+MEANINGS = {
+    400: "The request could not be read (malformed JSON, a bad query string). Fix the request; do not retry it as is.",
+    401: "The request is not signed as docs/signing.md says: missing or malformed headers, a timestamp off the "
+         "server clock, a reused nonce, an unknown or revoked key, or a bad signature. `reason` names which.",
+    403: "The key's role may not do this (`detail` names the roles that may).",
+    404: "No such resource, or one that belongs to another account (tenants see only their own).",
+    405: "This path does not take this method.",
+    409: "The request conflicts with the stored state (an item already decided, an id already used).",
+    413: "The body is larger than the service accepts (SMSGUARD_MAX_BODY_BYTES).",
+    415: "The body must be JSON (Content-Type: application/json).",
+    422: "The body or query failed validation; `errors` names each field and what is wrong with it.",
+    429: "This key sent more requests than its rate allows; wait `Retry-After` seconds.",
+    500: "The server failed; the request id (X-Request-Id) finds it in the logs. Nothing is promised about "
+         "what was done: retry only idempotent requests.",
+    503: "The database (or another dependency) is unavailable; nothing was done. Retry after `Retry-After` "
+         "seconds.",
+}
 log = logging.getLogger("smsguard.api")
 
 
