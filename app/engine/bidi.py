@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["BIDI_RE", "has_bidi", "visual"]
+__all__ = ["BIDI_RE", "has_rtl", "visual"]
 
 #: embedding, override and isolate controls (U+202A-U+202E, U+2066-U+2069)
 BIDI_RE = re.compile("[\u202a-\u202e\u2066-\u2069]+")
@@ -19,14 +19,15 @@ _RTL_OPEN = "\u202e\u2067"
 _CLOSE = "\u202c\u2069\n"
 
 
-def has_bidi(text: str) -> bool:
-    return BIDI_RE.search(text) is not None
+def has_rtl(text: str) -> bool:
+    """Whether a right-to-left override or isolate reorders some of ``text`` on screen."""
+    return "\u202e" in text or "\u2067" in text
 
 
 def visual(text: str) -> tuple[str, list[int]] | None:
     """(the text as displayed, visual index -> original index), or None without a right-to-left
     override or isolate. Controls are dropped; each overridden run is reversed."""
-    if not any(c in text for c in _RTL_OPEN):
+    if not has_rtl(text):
         return None
     out: list[str] = []
     src: list[int] = []

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from app.engine.bidi import visual
+from app.engine.bidi import has_rtl, visual
 from app.engine.keywords import CustomLists
 from app.engine.mention import mark_mentions
 from app.engine.normalize import Normalized, normalize
@@ -90,7 +90,7 @@ class Moderator:
         pat = rs.patterns.match(norm)
         if pat:
             hits.extend(pat)
-        if "\u202e" in norm.original or "\u2067" in norm.original:
+        if has_rtl(norm.original):
             hits.extend(Moderator._displayed(rs, norm.original, acct, {h.rule for h in hits}))
         if hits:
             hits = mark_mentions(hits, norm.original)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, NamedTuple
 
 VERDICTS = ("allow", "review", "reject")
-ACTIONS = (None, "review", "reject", "allow")
+ACTIONS = (None, "review", "reject", "allow", "context")  # context: rules/context.yaml notice wording
 DETECTORS = ("keyword", "pattern", "classifier", "template", "account", "presend")
 
 

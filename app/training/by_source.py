@@ -84,14 +84,12 @@ def evaluate_by_source(rules_dir: Path, train_dir: Path | None = None, data_dir:
     from app.engine.ruleset import RuleSetManager
     from app.training import dataset as ds
     from app.training.split import near_duplicate_groups
-    from app.training.train import DEFAULTS, fit_classifier, lexicon_user_words, synthetic_rows
+    from app.training.train import DEFAULTS, fit_classifier, lexicon_user_words, load_rows, synthetic_rows
 
     params = dict(DEFAULTS, **overrides, seed=seed)
     t0 = time.time()
     prog = progress or (lambda it, **kw: it)
-    normalizer, _name = ds.get_normalizer()
-    rows, _files = ds.load_dataset(train_dir, data_dir, normalizer=normalizer, known_labels=LABELS,
-                                   progress=lambda it: prog(it, desc="normalize", unit="msg"))
+    rows, _files, normalizer, _name = load_rows(train_dir, data_dir, prog)
     src = np.array([source_of(r) for r in rows])
     known = list(dict.fromkeys(src.tolist()))
     if sources is None:

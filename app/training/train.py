@@ -212,6 +212,14 @@ def _identity(tokens):
     return tokens
 
 
+def load_rows(train_dir: Path | None, data_dir: Path | None, prog: Callable) -> tuple[list, list[dict], Callable, str]:
+    """(rows, files, normalizer, its name): every labelled row, normalized, as training reads them."""
+    normalizer, name = ds.get_normalizer()
+    rows, files = ds.load_dataset(train_dir, data_dir, normalizer=normalizer, known_labels=LABELS,
+                                  progress=lambda it: prog(it, desc="normalize", unit="msg"))
+    return rows, files, normalizer, name
+
+
 def train_model(out_dir: Path, seed: int = 13, train_dir: Path | None = None, data_dir: Path | None = None,
                 rules_dir: Path | None = None, progress: Callable | None = None,
                 log: Callable[[str], None] = print, **overrides) -> tuple[dict, dict]:
@@ -222,9 +230,7 @@ def train_model(out_dir: Path, seed: int = 13, train_dir: Path | None = None, da
     params = dict(DEFAULTS, **overrides, seed=seed)
     t0 = time.time()
     prog = progress or (lambda it, **kw: it)
-    normalizer, normalizer_name = ds.get_normalizer()
-    rows, files = ds.load_dataset(train_dir, data_dir, normalizer=normalizer, known_labels=LABELS,
-                                  progress=lambda it: prog(it, desc="normalize", unit="msg"))
+    rows, files, normalizer, normalizer_name = load_rows(train_dir, data_dir, prog)
     log(f"loaded {len(rows)} rows from {len(files)} files ({normalizer_name}) in {time.time() - t0:.0f}s")
     sp = split_rows(rows, val_frac=params["val_frac"], seed=seed, threshold=params["dedup_threshold"],
                     max_val_group=params["max_val_group"])
