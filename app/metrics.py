@@ -20,6 +20,9 @@ LATENCY = Histogram("smsguard_http_request_seconds", "HTTP request latency by en
                     buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
 VERDICTS = Counter("smsguard_verdicts_total", "Verdicts given, by source and outcome", ["source", "verdict"])
 RULE_RELOAD_ERRORS = Counter("smsguard_rule_reload_errors_total", "Rule files that failed to load")
+RULES_RELOAD_FAILING = Gauge("smsguard_rules_reload_failing",
+                             "1 while the rule files on disk fail to load or fail their self-tests "
+                             "(the last good rules stay in force)", multiprocess_mode="max")
 RULES_LOADED = Gauge("smsguard_rules_info", "The ruleset in force (value 1)", ["version"],
                      multiprocess_mode="liveall")
 
@@ -33,7 +36,8 @@ def render() -> tuple[bytes, str]:
 
 
 def watch_rules(moderator) -> None:
-    """Count failed rule reloads (smsguard_rule_reload_errors_total) and show the ruleset in
+    """Count failed rule reloads (smsguard_rule_reload_errors_total, a broken file or failing
+    self-tests), flag a failing state (smsguard_rules_reload_failing) and show the ruleset in
     force (smsguard_rules_info), through the engine's reload listeners (the engine stays free
     of prometheus). Once per engine, however many apps share it."""
     manager = getattr(moderator, "manager", None)
@@ -44,7 +48,11 @@ def watch_rules(moderator) -> None:
     def on_event(event: str, info: dict) -> None:
         if event == "error":
             RULE_RELOAD_ERRORS.inc()
+            RULES_RELOAD_FAILING.set(1)
+        elif event == "recovered":
+            RULES_RELOAD_FAILING.set(0)
         elif event == "reloaded":
+            RULES_RELOAD_FAILING.set(0)
             RULES_LOADED.labels(info["old_version"]).set(0)
             RULES_LOADED.labels(info["version"]).set(1)
 

@@ -25,6 +25,7 @@ def _head_revision() -> str:
 @bp.get("/readyz")
 def readyz():
     checks: dict = {}
+    warnings: list[str] = []
     ok = True
     try:
         # the database answers AND holds the migrated schema (a file lost under the service, or
@@ -44,12 +45,21 @@ def readyz():
         st = moderator.status()
         rules_ok = bool(st["rules"].get("loaded"))
         checks["rules"] = {"ok": rules_ok, **st["rules"]}
+        if st["rules"].get("last_error"):
+            # the files on disk are broken or fail their self-tests: the last good rules still
+            # answer (so the instance stays ready), and the failure is named here and in metrics
+            checks["rules"]["reload_failed"] = True
+            warnings.append(f"rules on disk not loaded, version {st['rules']['version']} stays in force: "
+                            f"{st['rules']['last_error']}")
         model = st.get("model") or {}
         model_needed = current_app.config["SMSGUARD"].model_dir is not None
         model_ok = bool(model.get("loaded")) or not model_needed
         checks["model"] = {"ok": model_ok, **model}
         ok = ok and rules_ok and model_ok
-    return jsonify(status="ready" if ok else "not ready", checks=checks), 200 if ok else 503
+    body = {"status": "ready" if ok else "not ready", "checks": checks}
+    if warnings:
+        body["warnings"] = warnings
+    return jsonify(body), 200 if ok else 503
 
 
 @bp.get("/metrics")

@@ -127,20 +127,25 @@ def rules() -> None:
 @rules.command("check")
 @click.option("--rules-dir", type=click.Path(file_okay=False), help="default: SMSGUARD_RULES_DIR or rules/")
 def rules_check(rules_dir):
-    """Load and validate every rule file; one-line error and exit 1 on a broken file."""
+    """Load and validate every rule file and run its self-test examples (the same gate a reload
+    passes); one-line error and exit 1 on a broken file or a failing example."""
+    from app.engine.moderator import selftest_gate
     from app.engine.ruleset import RuleError, load_ruleset, load_selftests
 
     d = _rules_dir(rules_dir)
     try:
         rs = load_ruleset(d)
         cases = load_selftests(d, rs.categories)
+        failure = selftest_gate(rs)
     except RuleError as exc:
         raise click.ClickException(str(exc))
+    if failure:
+        raise click.ClickException(f"{d}: {failure}; `smsguard rules test --failures-only` lists them")
     s = rs.summary()
     click.echo(f"ok: {d} version {rs.version}: {s['keyword_rules']} keyword rules, {s['terms']} terms "
                f"({s['automaton_keys']} automaton keys, {s['pinyin_keys']} pinyin keys), "
                f"{s['allow_phrases']} allow phrases, {s['pattern_rules']} patterns, "
-               f"{len(cases)} self-test examples, built in {s['build_seconds']:.2f}s")
+               f"{len(cases)} self-test examples passed, built in {s['build_seconds']:.2f}s")
     for w in rs.warnings:
         click.echo(f"warning: {w}", err=True)
 
@@ -155,7 +160,7 @@ def rules_test(rules_dir, failures_only):
 
     d = _rules_dir(rules_dir)
     try:
-        m = Moderator.from_paths(d, watch=False)
+        m = Moderator.from_paths(d, watch=False, selftest=False)  # list the failures, not refuse
     except RuleError as exc:
         raise click.ClickException(str(exc))
     try:

@@ -23,7 +23,7 @@ from app.engine.normalize import Normalized, normalize
 from app.engine.ruleset import RuleSet, RuleSetManager, SelfTestCase, load_selftests
 from app.engine.types import Hit, Verdict
 
-__all__ = ["Moderator", "SelfTestResult", "run_selftests"]
+__all__ = ["Moderator", "SelfTestResult", "run_selftests", "selftest_gate", "selftest_ruleset"]
 
 log = logging.getLogger("smsguard.engine")
 
@@ -41,11 +41,14 @@ class Moderator:
     @classmethod
     def from_paths(cls, rules_dir: str | os.PathLike, model_dir: str | os.PathLike | None = None,
                    watch: bool = True, poll_interval: float = 1.0,
-                   require_model: bool = True) -> "Moderator":
+                   require_model: bool = True, selftest: bool = True) -> "Moderator":
         """Load the rules (RuleError if they are broken) and, if ``model_dir`` is given, the
         classifier (app.engine.classifier.load_classifier). With ``require_model=False`` a
-        missing or broken model is reported in status() and checks run without it."""
-        manager = RuleSetManager(rules_dir, watch=watch, poll_interval=poll_interval)
+        missing or broken model is reported in status() and checks run without it. With
+        ``selftest`` (the default) rules whose self-test examples fail are refused, at start
+        (RuleError) and on every reload (the rules in force stay)."""
+        manager = RuleSetManager(rules_dir, watch=watch, poll_interval=poll_interval,
+                                 gate=selftest_gate if selftest else None)
         classifier = None
         error = None
         if model_dir is not None:
@@ -220,13 +223,18 @@ class SelfTestResult:
 def run_selftests(moderator: Moderator, cases: Iterable[SelfTestCase] | None = None) -> list[SelfTestResult]:
     """Run the rules' must-match / must-not-match examples against the keyword layer (keywords,
     patterns, policy; the classifier is not consulted)."""
-    rs = moderator.ruleset
+    return selftest_ruleset(moderator.ruleset, cases)
+
+
+def selftest_ruleset(rs: RuleSet, cases: Iterable[SelfTestCase] | None = None) -> list[SelfTestResult]:
+    """The self-test results of one RuleSet (the one in force, or a candidate before a reload
+    swaps it in)."""
     if cases is None:
         cases = load_selftests(rs.rules_dir, rs.categories)
     out = []
     for c in cases:
         norm = normalize(c.text)
-        hits = moderator.content_hits(norm, rs)
+        hits = Moderator._matched(rs, norm, None)
         v = rs.policy.decide(hits, rs.version, None)
         if c.kind == "must_match":
             ok = c.category in v.categories and (v.verdict == c.verdict if c.verdict else v.verdict != "allow")
@@ -234,6 +242,19 @@ def run_selftests(moderator: Moderator, cases: Iterable[SelfTestCase] | None = N
             ok = c.category not in v.categories
         out.append(SelfTestResult(c, ok, v.verdict, v.categories, tuple(h.rule for h in v.reasons)))
     return out
+
+
+def selftest_gate(rs: RuleSet) -> str | None:
+    """None when every self-test example of ``rs`` passes, else a one-line account of the
+    failures: the RuleSetManager's gate, so that rules which fail their own examples (an emptied
+    or deleted keyword file) never come into force."""
+    results = selftest_ruleset(rs)
+    failed = [r for r in results if not r.ok]
+    if not failed:
+        return None
+    first = failed[0].case
+    return (f"{len(failed)} of {len(results)} self-test examples fail (first: {first.file} "
+            f"{first.kind} {first.text[:60]!r} for {first.category})")
 
 
 

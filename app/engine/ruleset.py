@@ -579,8 +579,10 @@ class RuleSetManager:
         watch: bool = True,
         poll_interval: float = 1.0,
         loader: Callable[[Path], RuleSet] = load_ruleset,
+        gate: Callable[[RuleSet], str | None] | None = None,
     ):
         self.rules_dir = Path(rules_dir)
+        self._gate = gate
         self.poll_interval = float(poll_interval)
         self._loader = loader
         self._build_lock = threading.Lock()
@@ -594,7 +596,7 @@ class RuleSetManager:
         # e.g. the service's metrics; the engine itself knows nothing of them
         self.listeners: list[Callable[[str, dict], None]] = []
         self._sig = rules_signature(self.rules_dir)
-        self._current: RuleSet = loader(self.rules_dir)  # raises: no rules, no service
+        self._current: RuleSet = self._build()  # raises: no rules, no service
         _managers.add(self)
         if watch:
             self._start_watcher()
@@ -614,7 +616,7 @@ class RuleSetManager:
             sig = rules_signature(self.rules_dir)
             self._sig = sig
             try:
-                rs = self._loader(self.rules_dir)
+                rs = self._build()
             except Exception as exc:  # a broken file must never take the rules in force down
                 msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 if not isinstance(exc, RuleError):
@@ -624,9 +626,10 @@ class RuleSetManager:
                 log.error("rules reload failed, keeping version %s: %s", self._current.version, msg)
                 self._notify("error", {"error": msg, "version": self._current.version})
                 return False
-            self.last_error = None
-            self.last_error_at = None
+            failing, self.last_error, self.last_error_at = self.last_error, None, None
             if rs.version == self._current.version:
+                if failing:  # the files are back to the rules in force
+                    self._notify("recovered", {"version": rs.version})
                 return False
             old = self._current.version
             self._current = rs
@@ -634,6 +637,16 @@ class RuleSetManager:
             log.info("rules reloaded: %s -> %s (%.2fs)", old, rs.version, rs.build_seconds)
             self._notify("reloaded", {"version": rs.version, "old_version": old})
             return True
+
+    def _build(self) -> RuleSet:
+        """Load the rule files and pass them through the gate (the self-tests): RuleError when
+        they fail it."""
+        rs = self._loader(self.rules_dir)
+        if self._gate is not None:
+            failure = self._gate(rs)
+            if failure:
+                raise RuleError(f"{self.rules_dir}: {failure}")
+        return rs
 
     def _notify(self, event: str, info: dict) -> None:
         for fn in list(self.listeners):
@@ -682,6 +695,7 @@ class RuleSetManager:
             "last_error_at": self.last_error_at,
             "reloads": self.reloads,
             "watching": self.watching,
+            "selftests_gate": self._gate is not None,
             "warnings": list(rs.warnings),
             **{k: v for k, v in rs.summary().items() if k != "version"},
         }

@@ -415,3 +415,70 @@ def test_readyz_wants_the_migrated_schema(tmp_path, moderator):
         assert app.test_client().get("/readyz").status_code == 200
     finally:
         app.extensions["smsguard.db"].dispose()
+
+
+# ------------------------------------------------- rules that load but fail their own examples
+
+# A keyword file emptied or deleted still loads (it is valid YAML, or simply absent); only the
+# self-test examples of rules/selftest/ notice that the gambling lexicon is gone.
+SILENT_DAMAGE = {
+    "emptied keyword file": ("keywords/gambling.yaml", b"category: gambling\nrules: []\n"),
+    "deleted keyword file": ("keywords/gambling.yaml", None),
+}
+
+
+@pytest.mark.parametrize("damage", SILENT_DAMAGE)
+def test_a_reload_that_fails_its_self_tests_keeps_the_rules_in_force(damage, tmp_path):
+    rules = tmp_path / "rules"
+    shutil.copytree(PROJECT_ROOT / "rules", rules)  # with selftest/
+    pristine = (rules / SILENT_DAMAGE[damage][0]).read_bytes()
+    m = Moderator.from_paths(rules, model_dir=None, watch=False)
+    settings = Settings(instance_dir=tmp_path / "instance", database_url=f"sqlite:///{tmp_path / 'x.db'}",
+                        rules_dir=rules, model_dir=None, watch_rules=False, secret_key="x").resolved()
+    migrate.upgrade(settings.database_url)
+    app = create_app(settings, moderator=m)
+    try:
+        version, errors0 = m.ruleset_version, _reload_errors()
+        CORRUPTIONS["_damage"] = SILENT_DAMAGE[damage]
+        try:
+            _corrupt(rules, "_damage")
+        finally:
+            del CORRUPTIONS["_damage"]
+        assert m.reload() is False
+        assert m.ruleset_version == version
+        assert m.check("澳门百家乐，首充送88").verdict == "reject"  # the gambling lexicon still answers
+        error = m.status()["rules"]["last_error"]
+        assert "self-test examples fail" in error and "gambling" in error, error
+        assert _reload_errors() == errors0 + 1
+        client = app.test_client()
+        assert "smsguard_rules_reload_failing 1.0" in client.get("/metrics").get_data(as_text=True)
+        r = client.get("/readyz")
+        body = r.get_json()
+        assert r.status_code == 200 and body["checks"]["rules"]["reload_failed"] is True
+        assert any("self-test examples fail" in w for w in body["warnings"]), body
+        # the files put back: the failure clears in status, /readyz and the metrics
+        (rules / SILENT_DAMAGE[damage][0]).write_bytes(pristine)
+        m.reload()
+        assert m.status()["rules"]["last_error"] is None
+        assert "warnings" not in client.get("/readyz").get_json()
+        assert "smsguard_rules_reload_failing 0.0" in client.get("/metrics").get_data(as_text=True)
+    finally:
+        m.close()
+        app.extensions["smsguard.db"].dispose()
+
+
+def test_rules_that_fail_their_self_tests_never_start_and_fail_rules_check(tmp_path):
+    from click.testing import CliRunner
+
+    from app.cli import cli
+
+    rules = tmp_path / "rules"
+    shutil.copytree(PROJECT_ROOT / "rules", rules)
+    (rules / "keywords" / "gambling.yaml").write_text("category: gambling\nrules: []\n", encoding="utf-8")
+    settings = Settings(instance_dir=tmp_path / "instance", database_url=f"sqlite:///{tmp_path / 'x.db'}",
+                        rules_dir=rules, model_dir=None, watch_rules=False, secret_key="x").resolved()
+    with pytest.raises(StartupError, match="self-test examples fail"):
+        create_app(settings)
+    r = CliRunner().invoke(cli, ["rules", "check", "--rules-dir", str(rules)])
+    assert r.exit_code == 1 and "self-test examples fail" in r.output and "ok:" not in r.output
+    assert len(r.output.strip().splitlines()) == 1
