@@ -27,13 +27,20 @@ def readyz():
     checks: dict = {}
     warnings: list[str] = []
     ok = True
+    db = current_app.extensions["smsguard.db"]
     try:
-        # the database answers AND holds the migrated schema (a file lost under the service, or
-        # an empty one, is not ready)
-        revision = current_app.extensions["smsguard.db"].schema_revision()
-        head = _head_revision()
-        checks["database"] = {"ok": revision == head, "schema": revision, "expected": head}
-        ok = revision == head
+        # the database takes writes (on a read-only disk every pre-send check fails closed) ...
+        read_only = db.unwritable()
+        if read_only:
+            ok = False
+            checks["database"] = {"ok": False, "error": f"read-only: {read_only}"}
+        else:
+            # ... AND holds the migrated schema (a file lost under the service, or an empty one,
+            # is not ready)
+            revision = db.schema_revision()
+            head = _head_revision()
+            checks["database"] = {"ok": revision == head, "schema": revision, "expected": head}
+            ok = revision == head
     except Exception as exc:  # noqa: BLE001 - any failure means not ready
         ok = False
         checks["database"] = {"ok": False, "error": type(exc).__name__}

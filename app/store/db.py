@@ -9,6 +9,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, event, exc, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import QueuePool
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -22,6 +23,24 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.close()
 
 
+def _guarded_pool(unwritable):
+    """A QueuePool that refuses to hand out connections while the SQLite files are not writable
+    (made immutable, a read-only remount): every write would fail, and closing or opening a
+    connection then makes SQLite touch its shared-memory map, which kills the process with
+    SIGBUS. The pooled connections are left alone (not closed) and serve again the moment the
+    files are writable. The refusal is a driver OperationalError: a 503, the pre-send fail mode."""
+    import sqlite3
+
+    class GuardedQueuePool(QueuePool):
+        def connect(self):
+            reason = unwritable()
+            if reason:
+                raise sqlite3.OperationalError(f"readonly database: {reason}")
+            return super().connect()
+
+    return GuardedQueuePool
+
+
 class Database:
     """Wraps the engine; `session()` commits on success and rolls back on error.
 
@@ -31,7 +50,8 @@ class Database:
     each checkout: a database file deleted or replaced under the running service invalidates
     the pooled connections instead of writing to a file nobody will read again, and a fresh
     connection to a missing file fails ("unable to open database file": a 503, the pre-send
-    check's fail mode)."""
+    check's fail mode). While the files are read-only no connection is handed out (the same
+    503, see _guarded_pool); they serve again as soon as the files are writable, no restart."""
 
     def __init__(self, url: str, echo: bool = False):
         self.url = url
@@ -43,6 +63,7 @@ class Database:
                 self.sqlite_path = Path(path)
                 self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
                 kwargs["creator"] = self._open_existing
+                kwargs["poolclass"] = _guarded_pool(self.unwritable)
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 10}
         else:
             kwargs.update(pool_pre_ping=True, pool_size=5, max_overflow=10)
@@ -114,6 +135,28 @@ class Database:
 
         with self.engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
+
+    def unwritable(self) -> str | None:
+        """Why this database cannot take writes now, or None. SQLite: the file, its -wal and
+        -shm companions and its folder must be writable (a read-only mount or files made
+        immutable answer reads but fail every write); PostgreSQL: not a standby, not read-only
+        by default. /readyz uses it: an instance whose writes fail is not ready."""
+        if self.sqlite_path is not None:
+            db = self.sqlite_path
+            for p in (db.parent, db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+                if p.exists() and not os.access(p, os.W_OK):
+                    return f"{p} is not writable"
+            return None
+        if self.is_sqlite:
+            return None
+        with self.engine.connect() as conn:
+            standby, read_only = conn.execute(text(
+                "SELECT pg_is_in_recovery(), current_setting('default_transaction_read_only')")).one()
+        if standby:
+            return "the PostgreSQL server is a standby (in recovery)"
+        if read_only == "on":
+            return "the PostgreSQL database is read-only (default_transaction_read_only)"
+        return None
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -482,3 +482,50 @@ def test_rules_that_fail_their_self_tests_never_start_and_fail_rules_check(tmp_p
     r = CliRunner().invoke(cli, ["rules", "check", "--rules-dir", str(rules)])
     assert r.exit_code == 1 and "self-test examples fail" in r.output and "ok:" not in r.output
     assert len(r.output.strip().splitlines()) == 1
+
+
+def _chattr(flag: str, *paths) -> bool:
+    """chattr +i / -i (root on ext4 and the like); False where the file system has no such flag."""
+    try:
+        return subprocess.run(["chattr", flag, *map(str, paths)], capture_output=True).returncode == 0
+    except FileNotFoundError:
+        return False
+
+
+def test_a_read_only_period_is_not_ready_and_recovers_by_itself(app, tenant, admin, db):
+    """Issue 14, item 4: with the database files made immutable for a while, /readyz said ready
+    throughout (every pre-send check failed closed meanwhile) and connections stayed broken after
+    the files were writable again. /readyz tells the truth, and the same process (its pooled
+    connections) serves writes again as soon as the files are writable."""
+    from pathlib import Path
+
+    from tests.presend.conftest import make_template
+
+    if not db.is_sqlite:
+        pytest.skip("file attributes of an SQLite database")
+    tid = make_template(db, "ACME")
+    complaint = {"account": "ACME", "phone": "+8613800138000", "source": "carrier", "reason": "spam"}
+    assert admin.post("/v1/complaints", {**complaint, "external_id": "ro-1"}).status_code == 201
+    assert tenant.post("/v1/messages/check", {"template_id": tid, "params": {"code": "123456"},
+                                              "phone": "+8613800138003"}).status_code == 200
+    files = [p for p in (Path(f"{db.sqlite_path}{s}") for s in ("", "-wal", "-shm")) if p.exists()]
+    if os.geteuid() != 0 or not _chattr("+i", *files):
+        pytest.skip("needs root and a file system with the immutable attribute")
+    try:
+        ready = app.test_client().get("/readyz")
+        assert ready.status_code == 503
+        assert "read-only" in ready.get_json()["checks"]["database"]["error"]
+        # a write that cannot persist is refused, never acknowledged; pre-send fails by its mode
+        assert_problem(admin.post("/v1/complaints", {**complaint, "external_id": "ro-2"}), 503)
+        r = tenant.post("/v1/messages/check", {"template_id": tid, "params": {"code": "123456"},
+                                               "phone": "+8613800138001"})
+        assert r.status_code == 200 and r.get_json()["forced_by"] == "ACCT_PRESEND_UNAVAILABLE"
+    finally:
+        _chattr("-i", *files)
+    # writable again: ready, and the next writes go through on the same pool, no restart
+    assert app.test_client().get("/readyz").status_code == 200
+    assert admin.post("/v1/complaints", {**complaint, "external_id": "ro-3"}).status_code == 201
+    r = tenant.post("/v1/messages/check", {"template_id": tid, "params": {"code": "123456"},
+                                           "phone": "+8613800138002"})
+    assert r.status_code == 200 and r.get_json()["verdict"] == "allow", r.get_json()
+    assert admin.post("/v1/complaints", {**complaint, "external_id": "ro-2"}).status_code == 201
