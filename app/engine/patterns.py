@@ -98,7 +98,9 @@ def _url_alts(cfg: dict) -> list[tuple[str, Post]]:
 
     return [
         (f"(?:https://|http://|ftp://|www\\.)[^{_URL_STOP}]{{1,500}}", _guard(_ALNUM)),
-        (f"\\.(?:{tlds})(?![a-z0-9-]){_URL_TAIL}", bare),
+        # a TLD-like label followed by more labels (netflix.com.verify-acct.io) is not the end
+        # of the host: the match at the real last label takes the whole host
+        (f"\\.(?:{tlds})(?![a-z0-9-]|\\.[a-z0-9-]{{1,63}}\\.|\\.(?:{tlds})(?![a-z0-9-])){_URL_TAIL}", bare),
     ]
 
 
@@ -185,6 +187,7 @@ _PREFILTER = {
 
 BUILTIN_KINDS: dict[str, Callable[[dict], list[tuple[str, Post]]]] = {
     "bidi_control": lambda cfg: [],  # matched on the original text (PatternMatcher._bidi_hits)
+    "official_link": lambda cfg: [],  # judged from the other rules' links (PatternMatcher._official)
     "short_link": _short_link_alts,
     "url": _url_alts,
     "wechat_id": _wechat_alts,
@@ -256,6 +259,8 @@ class PatternMatcher:
         self.rules = tuple(compiled)
         self.rule_ids = tuple(r.id for r in compiled)
         self._bidi_rules = tuple(r for r in compiled if r.kind == "bidi_control")
+        self._official_rules = tuple(r for r in compiled if r.kind == "official_link")
+        self.official_domains = frozenset(cfg.get("official_domains", ()))
 
     @classmethod
     def from_config(cls, doc: Any, categories: dict | None = None) -> "PatternMatcher":
@@ -264,7 +269,7 @@ class PatternMatcher:
             return cls([])
         if not isinstance(doc, dict):
             raise ValueError("expected a mapping with 'patterns'")
-        allowed = {"patterns", "short_link_hosts", "contact_introducers", "tlds"}
+        allowed = {"patterns", "short_link_hosts", "contact_introducers", "tlds", "official_domains"}
         unknown = set(doc) - allowed
         if unknown:
             raise ValueError(f"unknown key(s) {', '.join(sorted(map(str, unknown)))}")
@@ -349,7 +354,7 @@ class PatternMatcher:
         taken: dict[str, list[tuple[int, int]]] | None = None
         phoneish = moneyish = None
         for rule in self.rules:
-            if rule.kind == "bidi_control":
+            if rule.kind in ("bidi_control", "official_link"):
                 continue
             pf = rule.prefilter
             if pf is not None:
@@ -392,6 +397,25 @@ class PatternMatcher:
                     out.append((rule, s, e))
         return out
 
+    def _official(self, text: str, found: list[tuple[PatternRule, int, int]]) -> tuple[int, int] | None:
+        """The span of the first link when every link of the message is on an official domain
+        (``official_domains``: the domain or a subdomain of it) and the message offers no other
+        way to act (no mobile or foreign number, no WeChat or QQ id): such a message can only
+        lead its reader to the genuine sender. None otherwise."""
+        links = []
+        for r, s, e in found:
+            if r.kind in ("url", "short_link"):
+                links.append((s, e))
+            elif r.kind in _OFF_PLATFORM:
+                return None
+        if not links:
+            return None
+        for s, e in links:
+            host = _host(text[s:e])
+            if not host or not any(host == d or host.endswith("." + d) for d in self.official_domains):
+                return None
+        return links[0]
+
     def match(self, norm: Normalized) -> list[Hit]:
         """Pattern hits of a message: one per match, spans and evidence in the ORIGINAL text."""
         found = self.spans(norm.pattern_text)
@@ -403,7 +427,27 @@ class PatternMatcher:
         for r, s, e in found:
             a, b = norm.pattern_span(s, e)
             hits.append(Hit(r.id, r.category, "pattern", r.score, r.action, original[a:b], (a, b), r.description))
+        if self._official_rules and not bidi:
+            span = self._official(norm.pattern_text, found)
+            if span is not None:
+                a, b = norm.pattern_span(*span)
+                for r in self._official_rules:
+                    hits.append(Hit(r.id, r.category, "pattern", r.score, r.action, original[a:b], (a, b),
+                                    r.description))
         return hits
+
+
+# pattern kinds that give the reader a way to act outside the sender's official site
+_OFF_PLATFORM = frozenset({"cn_mobile", "intl_phone", "wechat_id", "qq_id"})
+
+
+def _host(link: str) -> str:
+    """The host name of a link as written (scheme, user info, port and path removed)."""
+    h = link.split("://", 1)[-1]
+    for sep in "/?#\\":
+        h = h.split(sep, 1)[0]
+    h = h.rsplit("@", 1)[-1].split(":", 1)[0].strip(".")
+    return h[4:] if h.startswith("www.") else h
 
 
 def _config(doc: dict) -> dict:
@@ -415,6 +459,7 @@ def _config(doc: dict) -> dict:
         "tlds": _strings(doc.get("tlds"), _DEFAULT_TLDS, "tlds"),
         "wechat": _strings(intro.get("wechat"), _DEFAULT_WECHAT, "contact_introducers.wechat"),
         "qq": _strings(intro.get("qq"), _DEFAULT_QQ, "contact_introducers.qq"),
+        "official_domains": _strings(doc.get("official_domains"), (), "official_domains"),
     }
 
 

@@ -78,3 +78,58 @@ def test_operator_regex_and_groups():
 def test_pattern_config_errors(doc):
     with pytest.raises(ValueError):
         PatternMatcher.from_config(doc, {})
+
+
+def test_a_host_with_more_labels_is_matched_whole():
+    """netflix.com.verify-acct.io is one host (the lookalike's), not netflix.com and the rest."""
+    pm = PatternMatcher.from_config({"patterns": [{"id": "PAT_URL", "builtin": "url", "score": 1}]}, {})
+    links = lambda t: [h.evidence for h in pm.match(normalize(t))]  # noqa: E731
+    assert links("pay at netflix.com.verify-acct.io/login now") == ["netflix.com.verify-acct.io/login"]
+    assert links("see a.com.cn/x and mydhl.dhl.com") == ["a.com.cn/x", "mydhl.dhl.com"]
+    assert links("visit example.com.Then call") == ["example.com"]
+
+
+OFFICIAL = {
+    "official_domains": ["netflix.com", "dhl.com", "gov.uk"],
+    "patterns": [
+        {"id": "PAT_SHORT_LINK", "builtin": "short_link", "score": 2},
+        {"id": "PAT_URL", "builtin": "url", "score": 1},
+        {"id": "PAT_PHONE_CN_MOBILE", "builtin": "cn_mobile", "score": 0},
+        {"id": "PAT_PHONE_INTL", "builtin": "intl_phone", "score": 0},
+        {"id": "PAT_WECHAT_ID", "builtin": "wechat_id", "score": 3},
+        {"id": "PAT_BIDI_CONTROL", "builtin": "bidi_control", "score": 5, "action": "review"},
+        {"id": "PAT_OFFICIAL_LINK", "builtin": "official_link", "category": "fraud", "score": -8},
+    ]}
+
+
+@pytest.mark.parametrize("text, official", [
+    ("Your payment failed. Update it at netflix.com/account", "netflix.com/account"),
+    ("Track at https://www.dhl.com/track?id=1 or mydhl.dhl.com", "https://www.dhl.com/track?id=1"),
+    ("Pay your tax at https://www.gov.uk/pay", "https://www.gov.uk/pay"),
+    ("Update at netflix.com.verify-acct.io/login", None),          # a lookalike host
+    ("Update at netflix-billing.com/login", None),                  # a lookalike name
+    ("Update at http://netflix.com@evil.top/x", None),              # user info before the real host
+    ("Update at netflix.com/account or bit.ly/3xY", None),          # one link is not official
+    ("Update at netflix.com/account or call +44 7700 900123", None),  # another way to act
+    ("DHL 包裹请访问 dhl.com 或加微信 dhl88888 处理", None),
+    ("Your payment failed, please update your details", None),      # no link at all
+    ("Update at \u202emoc.xilften\u202c and netflix.com", None),   # text that displays otherwise
+])
+def test_official_link_only_when_every_link_is_the_senders(text, official):
+    pm = PatternMatcher.from_config(OFFICIAL, {"fraud": None})
+    hits = [h for h in pm.match(normalize(text)) if h.rule == "PAT_OFFICIAL_LINK"]
+    assert [h.evidence for h in hits] == ([official] if official else [])
+    if hits:
+        assert hits[0].category == "fraud" and hits[0].score == -8
+
+
+def test_official_link_demotes_phishing_wording_but_never_a_lookalike(shipped):
+    """The shipped rules: a genuine billing notice on the brand's own domain is not rejected; the
+    same words with a lookalike domain still are."""
+    genuine = shipped.check("Netflix: Your payment for the Standard plan failed. Please update your "
+                            "payment info at netflix.com/account to keep watching.")
+    fake = shipped.check("Netflix: Your payment for the Standard plan failed. Please update your "
+                         "payment info at netflix.com.account-restore.top/login to keep watching.")
+    assert genuine.verdict == "allow" and "PAT_OFFICIAL_LINK" in [h.rule for h in genuine.reasons]
+    assert fake.verdict != "allow" and "fraud" in fake.categories
+    assert "PAT_OFFICIAL_LINK" not in [h.rule for h in fake.reasons]
