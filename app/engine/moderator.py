@@ -118,11 +118,11 @@ class Moderator:
                                   description=f"{h.description} (as displayed: {h.evidence!r})"))
         return out
 
-    def _classified(self, rs: RuleSet, clf, text: str, probs, content) -> list[Hit]:
+    def _classified(self, rs: RuleSet, clf, text: str, probs, content, evidence: list[Hit]) -> list[Hit]:
         """CLF_ hits from one message's probabilities (bounded and given its language by its
-        features.Content), explained on demand."""
+        features.Content; ``evidence``: its keyword and pattern hits), explained on demand."""
         return rs.policy.classifier_hits(self._labels, probs, lambda label: clf.explain(text, label, k=5),
-                                         content=content)
+                                         content=content, evidence=evidence)
 
     def content_hits(self, norm: Normalized, rs: RuleSet, account_lists: CustomLists | None = None) -> list[Hit]:
         """Keyword + pattern hits (no classifier, no policy)."""
@@ -139,7 +139,7 @@ class Moderator:
         clf = self.classifier
         if clf is not None:
             probs, content = clf.score_one(norm.text)
-            hits.extend(self._classified(rs, clf, norm.text, probs, content))
+            hits.extend(self._classified(rs, clf, norm.text, probs, content, hits))
         if extra_hits:
             hits.extend(extra_hits)
         return rs.policy.decide(hits, rs.version, self.model_version)
@@ -173,7 +173,7 @@ class Moderator:
         out: list[Verdict] = []
         for text, hits, probs, content in self.evidence_batch(texts, account_lists, rs):
             if probs is not None:
-                hits.extend(self._classified(rs, clf, text, probs, content))
+                hits.extend(self._classified(rs, clf, text, probs, content, hits))
             out.append(rs.policy.decide(hits, rs.version, model_version))
         return out
 

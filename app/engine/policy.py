@@ -54,6 +54,9 @@ units than this (a fragment of a few words is too little to refuse a message on)
 forces review instead and says so.
 ``classifier.languages.<en|zh>.categories`` override a category's thresholds for messages of
 that language (``Content.lang``: Latin words outnumber CJK characters -> en).
+A category's ``reject_with_channel`` (null by default) is the probability from which the
+classifier rejects when the message also gives its reader a way to act: a hit of one of the
+pattern rules listed in ``classifier.channel_rules`` (a link, a phone number, a WeChat id).
 """
 from __future__ import annotations
 
@@ -73,6 +76,9 @@ class ClassifierThresholds:
     report: float = 0.5
     review: float | None = 0.8
     reject: float | None = 0.97
+    #: p at which the classifier rejects when the message also offers a way to act on it (a
+    #: hit of ``Policy.channel_rules``: a link, a phone number, a WeChat id); None: never
+    reject_with_channel: float | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,8 @@ class Policy:
     min_content_reject: int = 0
     #: per message language ("en", "zh": features.Content.lang), category -> thresholds
     classifier_languages: dict[str, dict[str, ClassifierThresholds]] = field(default_factory=dict)
+    #: pattern rules that give the reader a way to act (classifier ``reject_with_channel``)
+    channel_rules: frozenset[str] = frozenset()
 
     # ------------------------------------------------------------------------------ load
     @classmethod
@@ -154,8 +162,12 @@ class Policy:
         clf = doc.get("classifier") or {}
         if not isinstance(clf, dict):
             raise ValueError("classifier: expected a mapping")
-        _keys(clf, {"enabled", "weight", "default", "categories", "min_content", "min_content_reject", "languages"},
-              "classifier")
+        _keys(clf, {"enabled", "weight", "default", "categories", "min_content", "min_content_reject", "languages",
+                    "channel_rules"}, "classifier")
+        channel_rules = clf.get("channel_rules") or []
+        if not isinstance(channel_rules, list) or not all(isinstance(r, str) and r.startswith("PAT_")
+                                                          for r in channel_rules):
+            raise ValueError("classifier.channel_rules: expected a list of pattern rule ids (PAT_...)")
         weight = _num(clf.get("weight", 5.0), "classifier.weight")
         min_content = _units(clf.get("min_content", 0), "classifier.min_content")
         min_content_reject = _units(clf.get("min_content_reject", 0), "classifier.min_content_reject")
@@ -196,7 +208,7 @@ class Policy:
             disabled=frozenset(disabled), informational=frozenset(informational),
             classifier_weight=weight, classifier_default=default,
             classifier_categories=per, classifier_enabled=enabled, min_content=min_content,
-            min_content_reject=min_content_reject,
+            min_content_reject=min_content_reject, channel_rules=frozenset(channel_rules),
         ), warnings
 
     # ------------------------------------------------------------------------ classifier
@@ -209,10 +221,12 @@ class Policy:
 
     def classifier_hits(self, labels: Sequence[str], probs: Sequence[float],
                         explain: Callable[[str], list[str]] | None = None,
-                        content=None) -> list[Hit]:
+                        content=None, evidence: Iterable[Hit] = ()) -> list[Hit]:
         """CLF_<LABEL> hits from one message's probabilities (see module doc); ``content``: the
         message's ``features.Content`` (its units bound the classifier, its language picks the
-        ``languages`` thresholds), or a plain number of units, or None (not bounded)."""
+        ``languages`` thresholds), or a plain number of units, or None (not bounded);
+        ``evidence``: the message's keyword and pattern hits (a ``channel_rules`` hit among them
+        lets ``reject_with_channel`` apply)."""
         if not self.classifier_enabled:
             return []
         hits: list[Hit] = []
@@ -220,6 +234,7 @@ class Policy:
         note = ""
         lang = getattr(content, "lang", None)
         units = getattr(content, "units", content)
+        channel = None  # the first channel rule among the evidence, looked up on demand
         if units is not None and units < self.min_content:
             factor = units / self.min_content
             if factor <= 0.0:
@@ -244,7 +259,14 @@ class Policy:
                     except Exception:  # an explanation is a courtesy, never a failure
                         words = None
             desc = f"classifier: {label}{note}"
-            if t.reject is not None and p >= t.reject:
+            rejects = t.reject is not None and p >= t.reject
+            if not rejects and t.reject_with_channel is not None and p >= t.reject_with_channel:
+                if channel is None:
+                    channel = next((h.rule for h in evidence if h.rule in self.channel_rules), "")
+                if channel:
+                    rejects = True
+                    desc += f" (with a way to act: {channel})"
+            if rejects:
                 if units is not None and units < self.min_content_reject:
                     action = "review"
                     desc += f" (review, not reject: {units} of {self.min_content_reject} content units)"
@@ -435,7 +457,7 @@ def _keys(d: dict, allowed: set[str], where: str) -> None:
 def _thresholds(d: Any, base: ClassifierThresholds, where: str) -> ClassifierThresholds:
     if not isinstance(d, dict):
         raise ValueError(f"{where}: expected a mapping with report, review, reject")
-    _keys(d, {"report", "review", "reject"}, where)
+    _keys(d, {"report", "review", "reject", "reject_with_channel"}, where)
     report = _prob(d["report"], f"{where}.report") if "report" in d else base.report
     if report is None:
         raise ValueError(f"{where}.report: must be a probability")
@@ -445,4 +467,8 @@ def _thresholds(d: Any, base: ClassifierThresholds, where: str) -> ClassifierThr
         raise ValueError(f"{where}: review must not be lower than report")
     if reject is not None and review is not None and reject < review:
         raise ValueError(f"{where}: reject must not be lower than review")
-    return ClassifierThresholds(report, review, reject)
+    with_channel = (_prob(d["reject_with_channel"], f"{where}.reject_with_channel") if "reject_with_channel" in d
+                    else base.reject_with_channel)
+    if with_channel is not None and review is not None and with_channel < review:
+        raise ValueError(f"{where}: reject_with_channel must not be lower than review")
+    return ClassifierThresholds(report, review, reject, with_channel)

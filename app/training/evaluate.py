@@ -452,7 +452,7 @@ def engine_metrics(val_rows, rules_dir: Path, model_dir: Path, progress=None, cr
                 continue
             h = list(hits)
             if probs is not None:
-                h += policy.classifier_hits(labels, probs, content=content)
+                h += policy.classifier_hits(labels, probs, content=content, evidence=hits)
             out.append(policy.decide(h).verdict)
         return np.array(out, dtype=object)
 

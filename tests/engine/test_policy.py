@@ -116,3 +116,52 @@ def test_verdict_json_roundtrip():
     assert d["reasons"][0]["parts"] == [{"group": "who", "evidence": "民警", "span": [0, 2]},
                                         {"group": "demand", "evidence": "安全账户", "span": [5, 9]}]
     assert Verdict.from_dict(d) == v
+
+
+def _en(units=20):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(lang="en", units=units)
+
+
+def test_classifier_rejects_with_a_channel_only():
+    """English fraud at p >= reject_with_channel rejects when the message carries a way to act
+    (a channel rule: a link, a phone number); the same probability without one stays review."""
+    policy, _ = Policy.from_config({
+        "classifier": {
+            "channel_rules": ["PAT_URL", "PAT_PHONE_INTL"],
+            "min_content_reject": 9,
+            "categories": {"fraud": {"report": 0.4, "review": 0.5, "reject": 0.8}},
+            "languages": {"en": {"categories": {"fraud": {"review": 0.9, "reject": None,
+                                                          "reject_with_channel": 0.95}}}},
+        }}, {"fraud": None})
+    link = Hit("PAT_URL", None, "pattern", 1, None, "x.top/a", (0, 7), "link")
+    money = Hit("PAT_MONEY", None, "pattern", 0, None, "$5", (0, 2), "money")
+
+    def action(p, evidence, units=20):
+        (h,) = policy.classifier_hits(["fraud"], [p], content=_en(units), evidence=evidence)
+        return h.action, h.description
+
+    assert action(0.97, [link])[0] == "reject" and "PAT_URL" in action(0.97, [link])[1]
+    assert action(0.97, [money])[0] == "review"          # an amount is no way to act
+    assert action(0.97, [])[0] == "review"
+    assert action(0.93, [link])[0] == "review"           # below reject_with_channel
+    assert action(0.97, [link], units=5)[0] == "review"  # a fragment: never rejected by the classifier
+    # Chinese keeps its own reject threshold, with or without a channel
+    (zh,) = policy.classifier_hits(["fraud"], [0.85], content=20, evidence=[])
+    assert zh.action == "reject"
+    # ... and a fraud warning context still takes the reject one step down
+    ctx = kw("KW_FRAUD_CTX_WARNING_EN", "fraud", -8)
+    (h,) = policy.classifier_hits(["fraud"], [0.97], content=_en(), evidence=[link])
+    assert policy.decide([link, ctx, h]).verdict == "review"
+
+
+@pytest.mark.parametrize("doc", [
+    {"classifier": {"channel_rules": "PAT_URL"}},
+    {"classifier": {"channel_rules": ["KW_X"]}},
+    {"classifier": {"categories": {"fraud": {"review": 0.9, "reject_with_channel": 0.5}}}},
+    {"classifier": {"categories": {"fraud": {"reject_with_channel": 1.5}}}},
+])
+def test_reject_with_channel_validation(doc):
+    with pytest.raises(ValueError):
+        Policy.from_config(doc, {"fraud": None})
