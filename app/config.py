@@ -35,6 +35,24 @@ class Settings:
     rate_limit_per_key: float = 3000.0
     rate_limit_burst: float = 0.0
     rate_limit_roles: str = ""
+    # reviewer sign-in (app/web/auth.py, docs/operations.md section 8): after login_max_failures
+    # failed sign-ins for one username, or login_addr_max_failures from one client address, within
+    # login_window_s seconds, further attempts for that username / from that address are refused
+    # (429 + Retry-After, no password hashing) for login_lockout_s seconds (0 = that limit off);
+    # a successful sign-in clears the username's count. At most login_hash_concurrency password
+    # verifications run at once per worker process; another attempt meanwhile is a 503 at once.
+    # login_proxy_hops: reverse proxies in front that append to X-Forwarded-For (nginx: 1); 0
+    # takes the connection's address (X-Forwarded-For ignored).
+    login_max_failures: int = 5
+    login_addr_max_failures: int = 20
+    login_window_s: int = 900
+    login_lockout_s: int = 900
+    login_hash_concurrency: int = 1
+    login_proxy_hops: int = 0
+    # reviewer session cookies: valid for session_lifetime_s from sign-in (not renewed by use);
+    # session_cookie_secure sets the cookie's Secure flag (serve the pages over HTTPS then)
+    session_lifetime_s: int = 12 * 3600
+    session_cookie_secure: bool = False
 
     @classmethod
     def from_env(cls, **overrides) -> "Settings":
@@ -57,6 +75,14 @@ class Settings:
             rate_limit_per_key=float(_env("RATE_LIMIT_PER_KEY", str(cls.rate_limit_per_key))),
             rate_limit_burst=float(_env("RATE_LIMIT_BURST", str(cls.rate_limit_burst))),
             rate_limit_roles=_env("RATE_LIMIT_ROLES", cls.rate_limit_roles) or "",
+            login_max_failures=int(_env("LOGIN_MAX_FAILURES", str(cls.login_max_failures))),
+            login_addr_max_failures=int(_env("LOGIN_ADDR_MAX_FAILURES", str(cls.login_addr_max_failures))),
+            login_window_s=int(_env("LOGIN_WINDOW_S", str(cls.login_window_s))),
+            login_lockout_s=int(_env("LOGIN_LOCKOUT_S", str(cls.login_lockout_s))),
+            login_hash_concurrency=int(_env("LOGIN_HASH_CONCURRENCY", str(cls.login_hash_concurrency))),
+            login_proxy_hops=int(_env("LOGIN_PROXY_HOPS", str(cls.login_proxy_hops))),
+            session_lifetime_s=int(_env("SESSION_LIFETIME_S", str(cls.session_lifetime_s))),
+            session_cookie_secure=(_env("SESSION_COOKIE_SECURE", "0") or "0").lower() in ("1", "true", "yes", "on"),
         )
         values.update(overrides)
         return cls(**values).resolved()
@@ -74,6 +100,12 @@ class Settings:
         if s.presend_fail_mode not in ("closed", "open"):
             raise ValueError("SMSGUARD_PRESEND_FAIL_MODE must be 'closed' or 'open'")
         s.rate_limit("tenant")  # ValueError on a malformed SMSGUARD_RATE_LIMIT_ROLES
+        for name in ("login_max_failures", "login_addr_max_failures", "login_proxy_hops"):
+            if getattr(s, name) < 0:
+                raise ValueError(f"SMSGUARD_{name.upper()} must not be negative")
+        for name in ("login_window_s", "login_lockout_s", "login_hash_concurrency", "session_lifetime_s"):
+            if getattr(s, name) < 1:
+                raise ValueError(f"SMSGUARD_{name.upper()} must be at least 1")
         return s
 
     def rate_limit(self, role: str) -> tuple[float, float]:

@@ -111,6 +111,21 @@ class User(Base):
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None]
+    # bumped by sign-out: every session cookie issued before it stops working (app/web/auth.py)
+    session_gen: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class LoginThrottle(Base):
+    """Failed sign-ins to the reviewer pages, one row per username and per client address,
+    shared by every worker and machine (app/web/auth.py). ``key`` is an HMAC of "u:<username>"
+    or "a:<address>" (what was typed as a username is never stored); times are Unix seconds."""
+
+    __tablename__ = "login_throttle"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    window_start: Mapped[int] = mapped_column(BigInteger)
+    failures: Mapped[int] = mapped_column(Integer)
+    locked_until: Mapped[int] = mapped_column(BigInteger, default=0)
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)  # the row means nothing after it
 
 
 class Signature(Base):

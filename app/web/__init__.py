@@ -6,7 +6,9 @@
   yours there, e.g. "accounts"), built with :func:`web_blueprint` so that their errors render as
   HTML pages instead of the API's problem+json;
 - sign-in with a Flask session cookie (app/web/auth.py: ``login_required(role=...)``,
-  ``current_user()``);
+  ``current_user()``): HttpOnly, SameSite=Lax, Secure when ``SMSGUARD_SESSION_COOKIE_SECURE``,
+  valid ``SMSGUARD_SESSION_LIFETIME_S`` (12 h) from sign-in; sign-in attempts limited per
+  username and per address;
 - CSRF protection (flask-wtf ``CSRFProtect``) on the web blueprints ONLY: every POST/PUT/PATCH/
   DELETE to a page must carry ``csrf_token`` (``{{ csrf_token() }}`` in the form). The signed
   /v1 API is not touched;
@@ -88,7 +90,13 @@ def _when(value: datetime | None) -> str:
 def init_web(app: Flask) -> None:
     app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)  # checked for the web blueprints below
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)      # valid as long as the session
-    app.config.setdefault("PERMANENT_SESSION_LIFETIME", timedelta(hours=12))
+    # session cookies (docs/review.md): Flask's own default lifetime is 31 days, so set ours
+    # outright; app/web/auth.py also refuses a session older than this from its sign-in time
+    settings = app.config.get("SMSGUARD")
+    app.config.update(
+        PERMANENT_SESSION_LIFETIME=timedelta(seconds=settings.session_lifetime_s if settings else 12 * 3600),
+        SESSION_COOKIE_SECURE=bool(settings and settings.session_cookie_secure),
+        SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax")
     csrf.init_app(app)
     app.register_blueprint(assets)
     names = {assets.name}
