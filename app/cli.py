@@ -28,7 +28,9 @@ _register()
 def main(argv: list[str] | None = None) -> int:
     """Entry point: click errors become a one-line message and a non-zero exit."""
     try:
-        cli.main(args=argv, prog_name="smsguard", standalone_mode=False)
+        # without standalone mode click returns the code of a click.exceptions.Exit (audit: 130 on
+        # Ctrl-C, 143 on SIGTERM) instead of raising it; a command's own return value is None
+        code = cli.main(args=argv, prog_name="smsguard", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         return 130
@@ -48,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(f"smsguard: error: the database cannot be used ({first}); is SMSGUARD_DATABASE_URL right, "
                    "and has `smsguard db upgrade` made its schema?", err=True)
         return 1
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

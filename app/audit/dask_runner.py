@@ -124,7 +124,7 @@ def run_unit(unit: DaskUnit, job: JobSpec) -> UnitResult:
 
 
 def run_dask(cfg, job: JobSpec, inputs: list[InputFile], sink, progress, versions: tuple) -> None:
-    from distributed import Client
+    from distributed import Client, KilledWorker
 
     from app.audit.runner import AuditError
 
@@ -154,6 +154,10 @@ def run_dask(cfg, job: JobSpec, inputs: list[InputFile], sink, progress, version
             arg = client.scatter(u, hash=False) if u.chunk is not None else u
             return client.submit(run_unit, arg, job, pure=False, key=f"smsguard-audit-{u.index}-{id(sink)}")
 
-        drain_in_order((submit(u) for u in todo), window, written)
+        try:
+            drain_in_order((submit(u) for u in todo), window, written)
+        except KilledWorker as exc:  # the workers running one task died again and again
+            raise AuditError(f"Dask workers died running {exc.task} (last on {getattr(exc.last_worker, 'address', '?')})"
+                             "; see their logs, then run the same command again to resume") from None
     finally:
         client.close()

@@ -18,6 +18,7 @@ A message's id is the input's id field; when the input has none the id is
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import io
 import json
@@ -31,7 +32,7 @@ import fsspec
 __all__ = [
     "FieldMap", "Record", "Malformed", "RawChunk", "InputFile", "InputError",
     "resolve_inputs", "detect_format", "open_binary", "iter_raw_chunks", "parse_chunk",
-    "iter_items", "iter_byte_range_lines",
+    "iter_items", "iter_byte_range_lines", "field_names",
 ]
 
 FORMATS = ("auto", "jsonl", "csv")
@@ -381,16 +382,14 @@ def parse_jsonl_lines(lines, file_name: str, fields: FieldMap) -> list[Record | 
     for n, raw in lines:
         try:
             obj = loads(raw)
+            out.append(_record(obj, fields, file_name, n) if isinstance(obj, dict)
+                       else Malformed(file_name, n, "not a JSON object"))
         except UnicodeDecodeError:
             out.append(Malformed(file_name, n, "not valid UTF-8"))
-            continue
         except ValueError as exc:
             out.append(Malformed(file_name, n, f"invalid JSON: {str(exc).split(':')[0]}"))
-            continue
-        if not isinstance(obj, dict):
-            out.append(Malformed(file_name, n, "not a JSON object"))
-            continue
-        out.append(_record(obj, fields, file_name, n))
+        except RecursionError:  # arrays or objects nested deeper than the interpreter's limit (loads or dumps)
+            out.append(Malformed(file_name, n, "invalid JSON: nested too deeply"))
     return out
 
 
@@ -418,3 +417,21 @@ def iter_items(inp: InputFile, fields: FieldMap, chunk_size: int = 1000) -> Iter
     """Every item of one file, parsed (a convenience for small inputs and tests)."""
     for chunk in iter_raw_chunks(inp, 0, chunk_size):
         yield from parse_chunk(chunk, fields)
+
+
+def field_names(inp: InputFile, lines: int = 100) -> list[str]:
+    """The CSV header, or the keys of the first JSON object among the first ``lines`` lines: the
+    names a user can give --text-field (for the error when no line has the text field)."""
+    with contextlib.closing(iter_raw_chunks(inp, 0, lines)) as chunks:
+        for chunk in chunks:
+            if chunk.format == "csv":
+                return chunk.header or []
+            for _, raw in chunk.items:
+                try:
+                    obj = json.loads(raw)
+                except (ValueError, RecursionError):
+                    continue
+                if isinstance(obj, dict):
+                    return list(obj)
+            break
+    return []

@@ -18,6 +18,8 @@ units are in flight, so memory stays flat whatever the input size.
 """
 from __future__ import annotations
 
+import dataclasses
+import fcntl
 import json
 import multiprocessing as mp
 import os
@@ -26,19 +28,24 @@ import signal
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
 from app.audit.compare import changes_path
-from app.audit.readers import FieldMap, InputError, InputFile, RawChunk, iter_raw_chunks, parse_chunk, resolve_inputs
+from app.audit.readers import (FieldMap, InputError, InputFile, RawChunk, field_names, iter_raw_chunks, parse_chunk,
+                               resolve_inputs)
 from app.audit.summary import Summary
 from app.audit.work import (EngineSpec, JobSpec, UnitResult, drain_in_order, engines, install_engines,
                             process_items, resolve_model)
 
-__all__ = ["AuditConfig", "AuditError", "run_audit", "OutputSink", "summary_path", "work_dir"]
+__all__ = ["AuditConfig", "AuditError", "Interrupted", "run_audit", "OutputSink", "summary_path", "work_dir",
+           "lock_path", "output_file"]
 
 CHECKPOINT_VERSION = 1
+DEFAULT_OUT = "findings.jsonl"  # the findings file written into a directory given as --out
 
 
 class AuditError(Exception):
@@ -67,6 +74,7 @@ class AuditConfig:
     dask_stream_items: int = 20_000  # lines/rows per Dask task for compressed and CSV inputs
     progress: bool | None = None  # None: a bar when stderr is a terminal
     resume: bool = True
+    with_text: bool = False  # findings carry the message text (personal data: off by default)
     on_unit: Callable[[int], None] | None = None  # called with the units-done count (tests, hooks)
     log: Callable[[str], None] = field(default=lambda m: print(m, file=sys.stderr))
 
@@ -80,6 +88,65 @@ def summary_path(out: Path) -> Path:
 def work_dir(out: Path) -> Path:
     out = Path(out)
     return out.with_name(f".{out.name}.audit-work")
+
+
+def lock_path(out: Path) -> Path:
+    out = Path(out)
+    return out.with_name(f".{out.name}.lock")
+
+
+def output_file(out: Path | str) -> Path | str:
+    """The findings file for ``--out``: a directory (an existing one, or a path or URL ending in
+    "/") means ``findings.jsonl`` in it. URLs stay strings, local paths become Paths."""
+    from app.audit.remote import is_url
+
+    s = str(out)
+    if is_url(s):
+        return s + DEFAULT_OUT if s.endswith("/") else s
+    return Path(s) / DEFAULT_OUT if s.endswith("/") or Path(s).is_dir() else Path(s)
+
+
+class OutputLock:
+    """An exclusive flock on ``.<out name>.lock`` next to the output, held for the whole run, so
+    that two runs never write the same output and work directory. The kernel releases it when the
+    process ends, however it ends; the file (holding the owner's pid) is removed by the run that
+    held it, and one left behind by a killed run is simply locked again."""
+
+    def __init__(self, out: Path):
+        self.out = out
+        self.path = lock_path(out)
+        self._fd = -1
+
+    def __enter__(self) -> "OutputLock":
+        while True:
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise AuditError(f"cannot create the lock file {self.path}: {exc.strerror}") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                owner = os.read(fd, 32).decode("ascii", "replace").strip()
+                os.close(fd)
+                raise AuditError(f"another audit is writing {self.out}: its lock {self.path} is held"
+                                 + (f" by process {owner}" if owner else "")) from None
+            try:
+                if os.stat(self.path).st_ino == os.fstat(fd).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
+            os.close(fd)  # its owner removed the file as we opened it: lock the new one
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self.path.unlink()  # still ours: nobody else can lock it until we close it
+        except FileNotFoundError:
+            pass
+        os.close(self._fd)
 
 
 # ---------------------------------------------------------------------------------- the sink
@@ -322,22 +389,82 @@ def _run_local(cfg: AuditConfig, job: JobSpec, inputs: list[InputFile], sink: Ou
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_local_worker, initargs=(job,))
     try:
         drain_in_order((pool.submit(_local_unit, i, chunk, pos) for i, chunk, pos in units),
-                       2 * workers + 2, written)
-    except BaseException:
-        _stop_pool(pool)
+                       2 * workers + 2, written, _watched_result(pool))
+    except BaseException as exc:
+        procs = _stop_pool(pool)
+        if isinstance(exc, BrokenProcessPool):  # a worker died (killed, out of memory): one line, no traceback
+            raise AuditError(f"{_dead_worker(procs)}; run the same command again to resume") from None
         raise
     pool.shutdown(wait=True)
 
 
-def _stop_pool(pool: ProcessPoolExecutor) -> None:
-    """Stop the workers now (an interrupted run): cancel what is queued and end the processes."""
-    procs = list(getattr(pool, "_processes", {}).values())
-    pool.shutdown(wait=False, cancel_futures=True)
-    for p in procs:
-        if p.is_alive():
+def _watched_result(pool: ProcessPoolExecutor):
+    """``Future.result`` for the local pool, watching the workers meanwhile. A worker killed while
+    it sends a result back (SIGKILL, the out-of-memory killer) leaves half a message in the result
+    pipe, and the pool's thread waiting for the rest forever (a CPython limitation). A worker seen
+    gone without the pool saying so: end the others and close this process's end of the pipe, so
+    the pool's thread reads end-of-file, fails the units with BrokenProcessPool and ends."""
+    writer = pool._result_queue._writer  # private, as are _processes and _executor_manager_thread below
+
+    def result(fut):
+        while True:
+            try:
+                return fut.result(timeout=2.0)
+            except FutureTimeout:
+                procs = list(pool._processes.values())
+                if any(p.exitcode is not None for p in procs):
+                    break
+        for p in procs:
             p.terminate()
+        for p in procs:
+            p.join(timeout=5)
+        writer.close()
+        try:
+            return fut.result(timeout=10.0)
+        except FutureTimeout:
+            raise BrokenProcessPool("a worker process died and the pool did not stop") from None
+
+    return result
+
+
+def _dead_worker(procs: list) -> str:
+    """Which worker broke the pool, and how (the pool then SIGTERMs the others). An exit code can
+    lag a moment behind the end of its process: the pool's own thread may be the one reaping it."""
+    deadline = time.monotonic() + 2
+    while any(p.exitcode is None for p in procs) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    ended = [(p.exitcode == -signal.SIGTERM, p.pid, p.exitcode) for p in procs if p.exitcode]
+    if not ended:
+        return "a worker process ended unexpectedly"
+    _, pid, code = min(ended)
+    if code > 0:
+        return f"worker process {pid} exited with code {code}"
+    name = signal.Signals(-code).name
+    return f"worker process {pid} was killed by {name}" + (" (out of memory?)" if name == "SIGKILL" else "")
+
+
+STOP_GRACE = 10.0  # seconds the workers of an interrupted run get to finish the unit in hand
+
+
+def _stop_pool(pool: ProcessPoolExecutor) -> list:
+    """Stop the workers of an interrupted run: cancel the queued units, let each worker finish the
+    one in hand (up to STOP_GRACE seconds), then end those still going. A worker ended by a signal
+    while it sends a result back leaves half a message in the pool's result pipe, and the pool's
+    thread waiting for the rest forever: the interpreter's exit, which joins that thread, with it.
+    Returns the worker processes, ended."""
+    procs = list(pool._processes.values())
+    thread = pool._executor_manager_thread
+    pool.shutdown(wait=False, cancel_futures=True)
+    deadline = time.monotonic() + STOP_GRACE
     for p in procs:
-        p.join(timeout=5)
+        p.join(timeout=max(0.0, deadline - time.monotonic()))
+    for p in procs:
+        if p.exitcode is None:
+            p.terminate()
+            p.join(timeout=5)
+    if thread is not None:
+        thread.join(timeout=5)  # done before the interpreter's exit wakes it (a race in CPython 3.11)
+    return procs
 
 
 # --------------------------------------------------------------------------------- the job
@@ -394,6 +521,7 @@ def _fingerprint(cfg: AuditConfig, inputs: list[InputFile], job: JobSpec, versio
     return {
         "inputs": [[i.url, i.format, i.compression, i.stamp] for i in inputs],
         "fields": [job.fields.text, job.fields.id, job.fields.account, job.fields.time],
+        "with_text": job.with_text,
         "units": scheme,
         "engine": [job.engine.rules_dir, job.engine.model_dir],
         "compare": [job.compare.rules_dir, job.compare.model_dir] if job.compare else None,
@@ -401,17 +529,39 @@ def _fingerprint(cfg: AuditConfig, inputs: list[InputFile], job: JobSpec, versio
     }
 
 
-def run_audit(cfg: AuditConfig) -> Summary:
-    """Run the audit; returns the merged Summary. AuditError for a bad setup; a KeyboardInterrupt
-    (or SIGTERM) leaves a checkpoint and no output."""
-    from app.audit.compare import describe
+def _nothing_read(summary: Summary, inputs: list[InputFile], fields: FieldMap) -> str:
+    """Why a run that read no message at all fails: the text field is missing everywhere (name
+    the fields the input has), or the first of the malformed lines."""
+    first = summary.malformed[0]
+    inp = next((i for i in inputs if i.name == first["file"]), None)
+    if inp is not None and first["reason"] == f"missing field {fields.text!r}":
+        kind = "column" if inp.format == "csv" else "field"
+        names = field_names(inp)
+        found = ", ".join(names[:20]) + (", …" if len(names) > 20 else "") if names else "none"
+        return (f"nothing to audit: {inp.name} has no text {kind} {fields.text!r} ({kind}s found: {found}); "
+                f"name the text {kind} with --text-field")
+    return (f"nothing to audit: every line is malformed ({summary.malformed_count:,} lines; the first, "
+            f"{first['file']} line {first['line']}: {first['reason']})")
 
+
+def run_audit(cfg: AuditConfig) -> Summary:
+    """Run the audit; returns the merged Summary. AuditError for a bad setup, a dead worker or an
+    input of which nothing could be read; a KeyboardInterrupt (or SIGTERM, raised as Interrupted)
+    leaves a checkpoint and no output. The output is locked for the whole run (OutputLock)."""
     if cfg.batch_size < 1:
         raise AuditError("--batch-size must be at least 1")
     if cfg.dask_stream_items < 1:
         raise AuditError("--stream-items must be at least 1")
+    cfg = dataclasses.replace(cfg, out=output_file(cfg.out))
     out, report, uploads = _local_outputs(cfg)
     _check_output(out, report)
+    with OutputLock(out):
+        return _run_locked(cfg, out, report, uploads)
+
+
+def _run_locked(cfg: AuditConfig, out: Path, report: Path | None, uploads: list) -> Summary:
+    from app.audit.compare import describe
+
     try:
         inputs = resolve_inputs(list(cfg.inputs), cfg.fmt)
     except InputError as exc:
@@ -419,7 +569,8 @@ def run_audit(cfg: AuditConfig) -> Summary:
     if not inputs:
         raise AuditError("no input")
     engine, compare = _engine_specs(cfg)
-    job = JobSpec(engine=engine, compare=compare, fields=cfg.fields, batch_size=cfg.batch_size)
+    job = JobSpec(engine=engine, compare=compare, fields=cfg.fields, batch_size=cfg.batch_size,
+                  with_text=cfg.with_text)
     t0 = time.monotonic()
 
     mod = cmp = None
@@ -470,6 +621,10 @@ def run_audit(cfg: AuditConfig) -> Summary:
         if old_term is not None:
             signal.signal(signal.SIGTERM, old_term)
     progress.close()
+    if sink.summary.messages == 0 and sink.summary.malformed_count:
+        sink.close()
+        shutil.rmtree(sink.dir, ignore_errors=True)  # nothing worth resuming
+        raise AuditError(_nothing_read(sink.summary, inputs, cfg.fields))
 
     seconds = time.monotonic() - t0
     sink.summary.meta.update({

@@ -43,6 +43,7 @@ class JobSpec:
     compare: EngineSpec | None = None
     fields: FieldMap = field(default_factory=FieldMap)
     batch_size: int = 1000
+    with_text: bool = False  # findings carry the message text (--with-text)
 
 
 @dataclass
@@ -83,16 +84,14 @@ def engines(job: JobSpec) -> tuple:
     return got
 
 
-def finding_line(rec: Record, v) -> bytes:
-    """One output line: {"id", "account", "verdict", "categories", "score", "reasons"}."""
-    d = {
-        "id": rec.id,
-        "account": rec.account,
-        "verdict": v.verdict,
-        "categories": list(v.categories),
-        "score": round(float(v.score), 4),
-        "reasons": [h.to_dict() for h in v.reasons],
-    }
+def finding_line(rec: Record, v, with_text: bool = False) -> bytes:
+    """One output line: {"id", "account", "verdict", "categories", "score", "reasons"}, with
+    "text" after "account" when asked for (message text is personal data: off by default)."""
+    d = {"id": rec.id, "account": rec.account}
+    if with_text:
+        d["text"] = rec.text
+    d.update(verdict=v.verdict, categories=list(v.categories), score=round(float(v.score), 4),
+             reasons=[h.to_dict() for h in v.reasons])
     return dumps_line(d)
 
 
@@ -140,7 +139,7 @@ def process_items(job: JobSpec, items: Sequence[Record | Malformed], file_name: 
             batch, verdicts = _one_by_one(mod, batch, malformed, file_name)
             texts = [r.text for r in batch]
         for rec, v in zip(batch, verdicts):
-            out.append(finding_line(rec, v))
+            out.append(finding_line(rec, v, job.with_text))
             pairs.append((rec, v))
         if cmp is not None:
             alt = cmp.check_batch(texts)
@@ -186,10 +185,11 @@ def resolve_model(value: str | os.PathLike | None) -> str | None:
     return str(Path(s).resolve())
 
 
-def drain_in_order(futures, window: int, written) -> None:
+def drain_in_order(futures, window: int, written, result=lambda fut: fut.result()) -> None:
     """Consume ``futures`` (an iterator that submits lazily), keeping at most ``window`` in flight
-    and handing their results to ``written`` in submission order, so output stays in input order
-    and memory stays bounded. On any failure the futures still pending are cancelled."""
+    and handing their results (got with ``result``) to ``written`` in submission order, so output
+    stays in input order and memory stays bounded. On any failure the futures still pending are
+    cancelled."""
     from collections import deque
 
     pending: deque = deque()
@@ -197,9 +197,9 @@ def drain_in_order(futures, window: int, written) -> None:
         for fut in futures:
             pending.append(fut)
             while len(pending) >= window or (pending and pending[0].done()):
-                written(pending.popleft().result())
+                written(result(pending.popleft()))
         while pending:
-            written(pending.popleft().result())
+            written(result(pending.popleft()))
     except BaseException:
         for f in pending:
             f.cancel()

@@ -61,8 +61,9 @@ def _record_end(rec, status: str, summary=None) -> None:
 @click.command("audit")
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
 @click.option("--out", "out", required=True, metavar="PATH|URL",
-              help="findings file (JSON lines), written whole at the end; an fsspec URL (s3://...) is "
-                   "written locally and uploaded at the end")
+              help="findings file (JSON lines), written whole at the end; a directory (or a path ending "
+                   "in /) gets findings.jsonl in it; an fsspec URL (s3://...) is written locally and "
+                   "uploaded at the end")
 @click.option("--report", "report", default=None, metavar="PATH|URL",
               help="also write a self-contained HTML report")
 @click.option("--format", "fmt", type=click.Choice(["auto", "jsonl", "csv"]), default="auto", show_default=True)
@@ -89,17 +90,20 @@ def _record_end(rec, status: str, summary=None) -> None:
 @click.option("--no-resume", is_flag=True, help="discard the checkpoint of an interrupted run and start over")
 @click.option("--changes-shown", type=click.IntRange(min=0), default=20, show_default=True,
               help="what-if: changed verdicts printed at the end (all are in the .changes.jsonl file)")
+@click.option("--with-text", is_flag=True,
+              help="findings carry the message text (off by default: sent logs are personal data)")
 def audit(inputs, out, report, fmt, text_field, id_field, account_field, time_field, workers, scheduler, block_size,
-          stream_items, compare_rules, compare_model, rules_dir, model_dir, batch_size, no_resume, changes_shown) -> None:
+          stream_items, compare_rules, compare_model, rules_dir, model_dir, batch_size, no_resume, changes_shown,
+          with_text) -> None:
     """Audit sent logs (JSON lines or CSV, plain or compressed, local or any fsspec URL):
     one finding per message in --out, a summary at the end, optionally an HTML report.
     An interrupted run resumes where it stopped when started again with the same arguments."""
     from app.audit.compare import changes_path, read_changes
     from app.audit.readers import FieldMap
     from app.audit.remote import is_url
-    from app.audit.runner import AuditConfig, AuditError, beside, run_audit, summary_path
+    from app.audit.runner import AuditConfig, AuditError, Interrupted, beside, output_file, run_audit, summary_path
 
-    out = out if is_url(out) else Path(out)
+    out = output_file(out)
     report = report if report is None or is_url(report) else Path(report)
     if compare_model is not None and compare_model.strip().lower() != "none" and not Path(compare_model).is_dir():
         raise click.ClickException(f"compare model directory not found: {compare_model}")
@@ -109,7 +113,7 @@ def audit(inputs, out, report, fmt, text_field, id_field, account_field, time_fi
         workers=workers, batch_size=batch_size, rules_dir=rules_dir,
         model_dir=model_dir if model_dir is not None else "default",
         compare_rules=compare_rules, compare_model=compare_model, scheduler=scheduler,
-        dask_block_bytes=block_size, dask_stream_items=stream_items, resume=not no_resume,
+        dask_block_bytes=block_size, dask_stream_items=stream_items, resume=not no_resume, with_text=with_text,
         log=lambda m: click.echo(m, err=True),
     )
     rec = _record_start(inputs, out)
@@ -122,11 +126,12 @@ def audit(inputs, out, report, fmt, text_field, id_field, account_field, time_fi
         _record_end(rec, "failed")
         click.echo("smsguard: audit interrupted; run the same command again to resume", err=True)
         raise click.exceptions.Exit(130)
-    except Exception as exc:
+    except Interrupted:  # SIGTERM
         _record_end(rec, "failed")
-        if type(exc).__name__ == "Interrupted":
-            click.echo("smsguard: audit terminated; run the same command again to resume", err=True)
-            raise click.exceptions.Exit(143)
+        click.echo("smsguard: audit terminated; run the same command again to resume", err=True)
+        raise click.exceptions.Exit(143)
+    except Exception:
+        _record_end(rec, "failed")
         raise
     _record_end(rec, "done", summary)
     for line in summary.lines():

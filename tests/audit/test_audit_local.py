@@ -99,7 +99,7 @@ def test_missing_input_and_unwritable_output(tmp_path, config):
     with pytest.raises(AuditError, match="does not exist"):
         run_audit(config([p], out=tmp_path / "no" / "such" / "dir" / "f.jsonl"))
     with pytest.raises(AuditError, match="is a directory"):
-        run_audit(config([p], out=tmp_path))
+        run_audit(config([p], report=tmp_path))  # --out DIR means DIR/findings.jsonl, --report DIR is an error
 
 
 def _cli(argv, capsys):
@@ -181,3 +181,92 @@ def test_run_is_recorded_when_a_database_is_configured(tmp_path, capsys, monkeyp
             assert run.counts["verdicts"]["reject"] == 1 and run.ruleset_version and run.finished_at
     finally:
         db.dispose()
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_deeply_nested_line_is_malformed_and_the_run_goes_on(tmp_path, config, workers):
+    """Issue 14, item 9: a 2,000-level line used to abort every run with a RecursionError."""
+    rows = rows_for(sample_texts(20))
+    deep = '{"id": "deep", "text": ' + "[" * 2000 + "]" * 2000 + "}"
+    p = write_jsonl(tmp_path / "log.jsonl", rows, extra_lines={3: "[" * 2000 + "]" * 2000, 12: deep})
+    s = run_audit(config([p], batch_size=8, workers=workers))
+    assert [f["id"] for f in read_findings(tmp_path / "findings.jsonl")] == [r["id"] for r in rows]
+    assert s.messages == 20 and [(m["line"], m["reason"]) for m in s.malformed] == [
+        (4, "invalid JSON: nested too deeply"), (14, "invalid JSON: nested too deeply")]
+
+
+# ------------------------------------------------- issue 14, item 11: nothing read, --out DIR, --with-text
+
+
+def test_csv_without_the_text_column_is_an_error_naming_the_columns(tmp_path, capsys):
+    rows = [{"id": "1", "account": "A", "sent_at": "", "content": "hello"}] * 3
+    p = write_csv(tmp_path / "export.csv", rows, fields=("id", "account", "sent_at", "content"))
+    out = tmp_path / "f.jsonl"
+    code, _, err = _cli(["audit", str(p), "--out", str(out), "--rules", str(RULES), "--model", "none",
+                         "--workers", "0"], capsys)
+    assert code != 0 and err.strip().count("\n") == 0, err
+    assert "no text column 'text'" in err and "id, account, sent_at, content" in err and "--text-field" in err
+    assert not out.exists() and not work_dir(out).exists()
+    code, _, err = _cli(["audit", str(p), "--out", str(out), "--rules", str(RULES), "--model", "none",
+                         "--workers", "0", "--text-field", "content"], capsys)
+    assert code == 0, err
+    assert len(read_findings(out)) == 3
+
+
+def test_every_line_malformed_is_an_error_with_the_first_reason(tmp_path, capsys):
+    p = write_jsonl(tmp_path / "log.jsonl", ["{oops", "not json", "[1, 2]"])
+    code, _, err = _cli(["audit", str(p), "--out", str(tmp_path / "f.jsonl"), "--rules", str(RULES),
+                         "--model", "none", "--workers", "0"], capsys)
+    assert code != 0 and err.strip().count("\n") == 0, err
+    assert "every line is malformed (3 lines" in err and "log.jsonl line 1: invalid JSON" in err
+    # JSON lines that lack the text field name the fields they have
+    p = write_jsonl(tmp_path / "other.jsonl", [{"id": 1, "body": "hello"}])
+    code, _, err = _cli(["audit", str(p), "--out", str(tmp_path / "f.jsonl"), "--rules", str(RULES),
+                         "--model", "none", "--workers", "0"], capsys)
+    assert code != 0 and "no text field 'text'" in err and "id, body" in err and "--text-field" in err
+
+
+def test_an_empty_input_is_not_an_error(tmp_path, capsys):
+    p = tmp_path / "empty.jsonl"
+    p.write_bytes(b"")
+    code, out, err = _cli(["audit", str(p), "--out", str(tmp_path / "f.jsonl"), "--rules", str(RULES),
+                           "--model", "none", "--workers", "0"], capsys)
+    assert code == 0, err
+    assert "audited 0 messages" in out and (tmp_path / "f.jsonl").read_bytes() == b""
+
+
+@pytest.mark.parametrize("slash", ["", "/"])
+def test_out_naming_a_directory_writes_the_default_file_inside(tmp_path, capsys, slash):
+    p = write_jsonl(tmp_path / "log.jsonl", rows_for([REJECT_TEXT, "hello"]))
+    d = tmp_path / "audits"
+    d.mkdir()
+    code, out, err = _cli(["audit", str(p), "--out", str(d) + slash, "--rules", str(RULES), "--model", "none",
+                           "--workers", "0"], capsys)
+    assert code == 0, err
+    assert sorted(f.name for f in d.iterdir()) == ["findings.jsonl", "findings.summary.json"]
+    assert f"findings: {d / 'findings.jsonl'}" in out
+    assert len(read_findings(d / "findings.jsonl")) == 2
+
+
+def test_out_ending_in_a_slash_names_a_directory_that_must_exist(tmp_path, capsys):
+    p = write_jsonl(tmp_path / "log.jsonl", rows_for(["hello"]))
+    code, _, err = _cli(["audit", str(p), "--out", str(tmp_path / "new") + "/", "--rules", str(RULES),
+                         "--model", "none", "--workers", "0"], capsys)
+    assert code != 0 and "does not exist" in err and err.strip().count("\n") == 0
+    assert not (tmp_path / "new").exists()
+
+
+def test_findings_carry_the_text_only_with_with_text(tmp_path, capsys):
+    rows = rows_for([REJECT_TEXT, "hello there"])
+    p = write_jsonl(tmp_path / "log.jsonl", rows)
+    base = ["audit", str(p), "--rules", str(RULES), "--model", "none", "--workers", "0"]
+    code, _, err = _cli(base + ["--out", str(tmp_path / "plain.jsonl")], capsys)
+    assert code == 0, err
+    assert all("text" not in f for f in read_findings(tmp_path / "plain.jsonl"))
+    code, _, err = _cli(base + ["--out", str(tmp_path / "text.jsonl"), "--with-text"], capsys)
+    assert code == 0, err
+    found = read_findings(tmp_path / "text.jsonl")
+    assert [f["text"] for f in found] == [REJECT_TEXT, "hello there"]
+    assert list(found[0]) == ["id", "account", "text", "verdict", "categories", "score", "reasons"]
+    # the same findings otherwise
+    assert [{k: v for k, v in f.items() if k != "text"} for f in found] == read_findings(tmp_path / "plain.jsonl")

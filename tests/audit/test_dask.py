@@ -87,3 +87,16 @@ def test_dask_unreachable_scheduler_is_a_one_line_error(tmp_path, config):
     p = write_jsonl(tmp_path / "a.jsonl", rows_for(["hello"]))
     with pytest.raises(AuditError, match="cannot connect to the Dask scheduler"):
         run_audit(config([p], scheduler="tcp://127.0.0.1:9", model_dir="none"))
+
+
+def test_dask_counts_a_deeply_nested_line_as_malformed(tmp_path, config, cluster):
+    """Issue 14, item 9 on the Dask path: in a byte range the workers read, and in a streamed gzip chunk."""
+    rows = rows_for(sample_texts(40))
+    deep = "[" * 2000 + "]" * 2000
+    plain = write_jsonl(tmp_path / "a.jsonl", rows[:30], extra_lines={20: deep})
+    gz = write_jsonl(tmp_path / "b.jsonl.gz", rows[30:], gz=True, extra_lines={2: deep})
+    s = run_audit(config([plain, gz], out=tmp_path / "dask.jsonl", scheduler=cluster.scheduler_address,
+                         dask_block_bytes=2048, dask_stream_items=4))
+    assert len(read_findings(tmp_path / "dask.jsonl")) == 40
+    assert [(m["file"], m["line"], m["reason"]) for m in s.malformed] == [
+        ("a.jsonl", 21, "invalid JSON: nested too deeply"), ("b.jsonl.gz", 3, "invalid JSON: nested too deeply")]

@@ -90,3 +90,23 @@ def test_glob_expands_in_order(tmp_path):
     for n in ("b.jsonl", "a.jsonl"):
         (tmp_path / n).write_text('{"text": "x"}\n', encoding="utf-8")
     assert [i.name for i in resolve_inputs([str(tmp_path / "*.jsonl")])] == ["a.jsonl", "b.jsonl"]
+
+
+DEEP = 2000  # levels: more than Python's recursion limit
+
+
+def test_deeply_nested_json_is_a_malformed_line(tmp_path):
+    """json.loads raises RecursionError (not a ValueError) on deep nesting (issue 14, item 9)."""
+    p = tmp_path / "log.jsonl"
+    p.write_text("\n".join([
+        '{"id": "a", "text": "before"}',
+        "[" * DEEP + "]" * DEEP,
+        '{"id": "b", "text": ' + "[" * DEEP + "]" * DEEP + "}",
+        '{"id": "c", "text": "x", "account": ' + '{"a": ' * DEEP + "1" + "}" * DEEP + "}",
+        '{"id": "d", "text": "after"}',
+    ]) + "\n", encoding="utf-8")
+    got = items(p)
+    assert [(i.line, i.id) for i in got if isinstance(i, Record)] == [(1, "a"), (5, "d")]
+    assert [(m.line, m.reason) for m in got if isinstance(m, Malformed)] == [
+        (2, "invalid JSON: nested too deeply"), (3, "invalid JSON: nested too deeply"),
+        (4, "invalid JSON: nested too deeply")]

@@ -70,8 +70,17 @@ def test_interrupted_run_uploads_nothing_and_resumes(tmp_path, config, instance)
 ])
 def test_unwritable_url_is_a_clear_error_before_any_work(tmp_path, config, instance, url, message):
     p = write_jsonl(tmp_path / "log.jsonl", rows_for(sample_texts(5)))
+    kind = "report" if url.endswith("/") else "out"  # --out URL/ means URL/findings.jsonl (below)
     with pytest.raises(AuditError, match=message):
-        run_audit(config([p], out=url))
+        run_audit(config([p], **{kind: url}))
+
+
+def test_out_url_ending_in_a_slash_gets_the_default_file_name(tmp_path, config, instance):
+    p = write_jsonl(tmp_path / "log.jsonl", rows_for(sample_texts(5)))
+    folder = _mem("")
+    s = run_audit(config([p], out=folder))
+    assert s.meta["output"] == folder + "findings.jsonl"
+    assert len(_read(folder + "findings.jsonl").splitlines()) == 5
 
 
 def test_missing_local_folder_in_a_file_url(tmp_path, config, instance):
