@@ -76,10 +76,11 @@ def misses(result: dict) -> list[dict]:
 
 
 def table_lines(result: dict) -> list[str]:
-    lines = [f"{'set':<12}{'kind':<16}{'lang':<6}{'rows':>6}{'rejected':>10}{'review':>9}{'flagged':>9}"]
+    w = max([16] + [len(kind) + 2 for _side, kind, _lang in result["groups"]])  # scenario ids are long
+    lines = [f"{'set':<12}{'kind':<{w}}{'lang':<6}{'rows':>6}{'rejected':>10}{'review':>9}{'flagged':>9}"]
     for (side, kind, lang), g in result["groups"].items():
         n = g["rows"]
-        lines.append(f"{side:<12}{kind:<16}{lang:<6}{n:>6}{g['rejected'] / n:>10.2%}{g['review'] / n:>9.2%}"
+        lines.append(f"{side:<12}{kind:<{w}}{lang:<6}{n:>6}{g['rejected'] / n:>10.2%}{g['review'] / n:>9.2%}"
                      f"{(g['rejected'] + g['review']) / n:>9.2%}")
     lines.append(f"ruleset {result['ruleset_version']}, model {result['model_version']}")
     return lines
