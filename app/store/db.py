@@ -61,6 +61,9 @@ class Database:
             path = url.split("///", 1)[1] if "///" in url else ""
             if path and path != ":memory:" and not path.startswith("file:"):
                 self.sqlite_path = Path(path)
+                db = self.sqlite_path
+                self._sqlite_files = tuple(str(p) for p in (
+                    db.parent, db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")))
                 self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
                 kwargs["creator"] = self._open_existing
                 kwargs["poolclass"] = _guarded_pool(self.unwritable)
@@ -142,9 +145,8 @@ class Database:
         immutable answer reads but fail every write); PostgreSQL: not a standby, not read-only
         by default. /readyz uses it: an instance whose writes fail is not ready."""
         if self.sqlite_path is not None:
-            db = self.sqlite_path
-            for p in (db.parent, db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
-                if p.exists() and not os.access(p, os.W_OK):
+            for p in self._sqlite_files:  # on every checkout: one access() per file, exists() only on a refusal
+                if not os.access(p, os.W_OK) and os.path.exists(p):
                     return f"{p} is not writable"
             return None
         if self.is_sqlite:
