@@ -71,8 +71,7 @@ def create_app(settings: Settings | None = None, moderator=None) -> Flask:
     app.session_interface = WebOnlySessions()
     app.url_map.converters["int"] = Int32Converter  # before any route: ids past 2**31 are a 404
     app.config.update(SMSGUARD=settings, SECRET_KEY=settings.secret_key,
-                      MAX_CONTENT_LENGTH=settings.max_body_bytes, JSON_AS_ASCII=False,
-                      SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax")
+                      MAX_CONTENT_LENGTH=settings.max_body_bytes, JSON_AS_ASCII=False)  # cookies: init_web
     app.json.ensure_ascii = False
     db = Database(settings.database_url)
     app.extensions["smsguard.db"] = db

@@ -136,7 +136,7 @@ def rules_check(rules_dir):
     try:
         rs = load_ruleset(d)
         cases = load_selftests(d, rs.categories)
-        failure = selftest_gate(rs)
+        failure = selftest_gate(rs, cases)
     except RuleError as exc:
         raise click.ClickException(str(exc))
     if failure:

@@ -244,11 +244,11 @@ def selftest_ruleset(rs: RuleSet, cases: Iterable[SelfTestCase] | None = None) -
     return out
 
 
-def selftest_gate(rs: RuleSet) -> str | None:
+def selftest_gate(rs: RuleSet, cases: Iterable[SelfTestCase] | None = None) -> str | None:
     """None when every self-test example of ``rs`` passes, else a one-line account of the
     failures: the RuleSetManager's gate, so that rules which fail their own examples (an emptied
-    or deleted keyword file) never come into force."""
-    results = selftest_ruleset(rs)
+    or deleted keyword file) never come into force. ``cases``: already loaded examples."""
+    results = selftest_ruleset(rs, cases)
     failed = [r for r in results if not r.ok]
     if not failed:
         return None

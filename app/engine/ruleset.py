@@ -345,25 +345,26 @@ def load_context_rules(rules_dir: Path, hasher, seen: dict[str, str], warnings: 
     """rules/context.yaml: wording that warns against, reports on or moderates prohibited content
     in any category (the policy demotes every category's hits one step; rules/README.md)."""
     rel = "context.yaml"
+    _doc, items = _optional_list_file(rules_dir, rel, "rules", {"rules", "description"}, hasher)
+    return [_keyword_rule(rules_dir, r, None, rel, f"rules[{i}]", seen, hasher, warnings) for i, r in enumerate(items)]
+
+
+def _optional_list_file(rules_dir: Path, rel: str, key: str, keys: set[str], hasher) -> tuple[dict, list]:
+    """An optional rules file holding a mapping with the list ``key``: (the mapping, the list);
+    ({}, []) when the file is absent."""
     doc = _read_yaml(rules_dir, rules_dir / rel, hasher, required=False)
     if doc is None:
-        return []
-    _expect(isinstance(doc, dict), rel, "", "expected a mapping with a 'rules' list")
-    _check_keys(doc, {"rules", "description"}, rel, "")
-    items = doc.get("rules") or []
-    _expect(isinstance(items, list), rel, "rules", "expected a list")
-    return [_keyword_rule(rules_dir, r, None, rel, f"rules[{i}]", seen, hasher, warnings) for i, r in enumerate(items)]
+        return {}, []
+    _expect(isinstance(doc, dict), rel, "", f"expected a mapping with a '{key}' list")
+    _check_keys(doc, keys, rel, "")
+    items = doc.get(key) or []
+    _expect(isinstance(items, list), rel, key, "expected a list")
+    return doc, items
 
 
 def load_allow(rules_dir: Path, categories: dict[str, Category], hasher) -> list[AllowPhrase]:
     rel = "allow.yaml"
-    doc = _read_yaml(rules_dir, rules_dir / rel, hasher, required=False)
-    if doc is None:
-        return []
-    _expect(isinstance(doc, dict), rel, "", "expected a mapping with a 'phrases' list")
-    _check_keys(doc, {"phrases", "file"}, rel, "")
-    items = doc.get("phrases") or []
-    _expect(isinstance(items, list), rel, "phrases", "expected a list")
+    doc, items = _optional_list_file(rules_dir, rel, "phrases", {"phrases", "file"}, hasher)
     out: list[AllowPhrase] = []
     for i, p in enumerate(items):
         where = f"phrases[{i}]"

@@ -365,27 +365,36 @@ def test_serve_with_a_broken_model_exits_with_one_line(tmp_path):
     assert "Traceback" not in p.stderr
 
 
+COMPLAINT = {"account": "ACME", "phone": "+8613800138000", "source": "carrier", "reason": "spam"}
+
+
+def _serving(db, admin, tenant, external_id: str, phone: str) -> int:
+    """A service in use: ACME's approved template (its id is returned), one complaint filed and
+    one pre-send check answered (so the tenant's key is cached in the worker)."""
+    from tests.presend.conftest import make_template
+
+    tid = make_template(db, "ACME")
+    assert admin.post("/v1/complaints", {**COMPLAINT, "external_id": external_id}).status_code == 201
+    assert tenant.post("/v1/messages/check", {"template_id": tid, "params": {"code": "123456"},
+                                              "phone": phone}).status_code == 200
+    return tid
+
+
 def test_a_database_file_deleted_under_the_service_loses_no_acknowledged_write(app, tenant, admin, db):
     """Issue 14, item 3: with the SQLite files deleted while serving, a complaint got 201 and was
     gone after restart, new connections made an empty database ("no such table": 500s), the
     pre-send check answered 500 and /readyz stayed ready."""
     from pathlib import Path
 
-    from tests.presend.conftest import make_template
-
     if not db.is_sqlite:
         pytest.skip("a file database only")
-    tid = make_template(db, "ACME")
-    complaint = {"account": "ACME", "phone": "+8613800138000", "source": "carrier", "reason": "spam"}
-    assert admin.post("/v1/complaints", {**complaint, "external_id": "c-1"}).status_code == 201
-    assert tenant.post("/v1/messages/check", {"template_id": tid, "params": {"code": "123456"},
-                                              "phone": "+8613800138001"}).status_code == 200
+    tid = _serving(db, admin, tenant, "c-1", "+8613800138001")
     assert app.test_client().get("/readyz").status_code == 200
     path = db.sqlite_path
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     # a write that cannot persist is never acknowledged
-    body = assert_problem(admin.post("/v1/complaints", {**complaint, "external_id": "c-2"}), 503)
+    body = assert_problem(admin.post("/v1/complaints", {**COMPLAINT, "external_id": "c-2"}), 503)
     assert body["reason"] == "database_unavailable"
     # the pre-send check fails by its mode (closed), never a 500
     r = tenant.post("/v1/messages/check", {"template_id": tid, "params": {"code": "654321"},
@@ -499,15 +508,9 @@ def test_a_read_only_period_is_not_ready_and_recovers_by_itself(app, tenant, adm
     connections) serves writes again as soon as the files are writable."""
     from pathlib import Path
 
-    from tests.presend.conftest import make_template
-
     if not db.is_sqlite:
         pytest.skip("file attributes of an SQLite database")
-    tid = make_template(db, "ACME")
-    complaint = {"account": "ACME", "phone": "+8613800138000", "source": "carrier", "reason": "spam"}
-    assert admin.post("/v1/complaints", {**complaint, "external_id": "ro-1"}).status_code == 201
-    assert tenant.post("/v1/messages/check", {"template_id": tid, "params": {"code": "123456"},
-                                              "phone": "+8613800138003"}).status_code == 200
+    tid = _serving(db, admin, tenant, "ro-1", "+8613800138003")
     files = [p for p in (Path(f"{db.sqlite_path}{s}") for s in ("", "-wal", "-shm")) if p.exists()]
     if os.geteuid() != 0 or not _chattr("+i", *files):
         pytest.skip("needs root and a file system with the immutable attribute")
@@ -516,7 +519,7 @@ def test_a_read_only_period_is_not_ready_and_recovers_by_itself(app, tenant, adm
         assert ready.status_code == 503
         assert "read-only" in ready.get_json()["checks"]["database"]["error"]
         # a write that cannot persist is refused, never acknowledged; pre-send fails by its mode
-        assert_problem(admin.post("/v1/complaints", {**complaint, "external_id": "ro-2"}), 503)
+        assert_problem(admin.post("/v1/complaints", {**COMPLAINT, "external_id": "ro-2"}), 503)
         r = tenant.post("/v1/messages/check", {"template_id": tid, "params": {"code": "123456"},
                                                "phone": "+8613800138001"})
         assert r.status_code == 200 and r.get_json()["forced_by"] == "ACCT_PRESEND_UNAVAILABLE"
@@ -524,8 +527,8 @@ def test_a_read_only_period_is_not_ready_and_recovers_by_itself(app, tenant, adm
         _chattr("-i", *files)
     # writable again: ready, and the next writes go through on the same pool, no restart
     assert app.test_client().get("/readyz").status_code == 200
-    assert admin.post("/v1/complaints", {**complaint, "external_id": "ro-3"}).status_code == 201
+    assert admin.post("/v1/complaints", {**COMPLAINT, "external_id": "ro-3"}).status_code == 201
     r = tenant.post("/v1/messages/check", {"template_id": tid, "params": {"code": "123456"},
                                            "phone": "+8613800138002"})
     assert r.status_code == 200 and r.get_json()["verdict"] == "allow", r.get_json()
-    assert admin.post("/v1/complaints", {**complaint, "external_id": "ro-2"}).status_code == 201
+    assert admin.post("/v1/complaints", {**COMPLAINT, "external_id": "ro-2"}).status_code == 201
