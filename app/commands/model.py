@@ -61,8 +61,8 @@ def train(out: Path, seed: int, train_dir, data_dir, rules_dir) -> None:
               help="leave one source out: for each source, train without it and score it with the full engine "
                    "(ignores --model)")
 @click.option("--sources", default=None, metavar="A,B",
-              help="with --by-source: the sources to hold out (corpus names such as spam800k, or data/FILE); "
-                   "default every SMS source")
+              help="with --by-source: the sources to hold out (corpus names such as spam800k, data/FILE, "
+                   "or writer:ID for the rows of data/ by one writer); default every SMS source")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="with --by-source: write the table as Markdown here")
 @click.option("--seed", type=int, default=13, show_default=True, help="with --by-source: seed of the recipe")

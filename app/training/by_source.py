@@ -4,8 +4,10 @@ The random validation split holds out rows of corpora the model also trained on,
 flatters the model: a source's style, its masking and its templates are learnt. What predicts
 traffic the model never saw is to train without a whole source and score that source.
 
-For every chosen source (a corpus of ../shared/data/train, named by its ``source`` field, or a
-file of data/, named ``data/<file>``):
+For every chosen source (a corpus of ../shared/data/train, named by its ``source`` field; a
+file of data/, named ``data/<file>``; or, for rows of data/ that carry a ``writer`` field, all
+of that writer's rows, named ``writer:<id>``, so one writer's style is judged by a model that
+never read a line of theirs):
 
 1. the training rows are every other source's rows, less every row in a near-duplicate group
    (``split.near_duplicate_groups``, the grouping the split uses) that holds a row of the
@@ -37,8 +39,13 @@ __all__ = ["source_of", "evaluate_by_source", "table_lines", "write_report"]
 
 
 def source_of(row) -> str:
-    """The held-out unit of a row: ``data/<file>`` for the project's files, else its corpus."""
-    return f"data/{row.file}" if row.meta.get("project") else row.source
+    """The held-out unit of a row: ``writer:<id>`` for the project's rows that name their writer
+    (all of that writer's files together), ``data/<file>`` for the project's other files, else
+    its corpus."""
+    if row.meta.get("project"):
+        writer = row.meta.get("writer")
+        return f"writer:{writer}" if writer else f"data/{row.file}"
+    return row.source
 
 
 def _counts(rows, verdicts: list[str]) -> dict:

@@ -31,6 +31,11 @@ PROJECT_DATA_DIR = PROJECT_ROOT / "data"
 SOCIAL_SOURCES = frozenset({"cold", "swsr", "ced"})
 
 
+# the optional "writer" field of a project row: who wrote it (one writer's files are held out
+# together by ``evaluate --by-source``, so a writer's style cannot leak from one file to another)
+WRITER_RE = re.compile(r"[A-Za-z0-9_-]{1,32}")
+
+
 @dataclass
 class Row:
     text: str                    # original text
@@ -220,9 +225,13 @@ def read_jsonl(path: Path, default_source: str) -> tuple[list[Row], int]:
             if not isinstance(text, str) or not text.strip() or labels is None:
                 skipped += 1
                 continue
-            rows.append(Row(text=text, labels=labels, lang=d.get("lang") or _guess_lang(text),
-                            source=str(d.get("source") or default_source), orig=str(d.get("orig", "")),
-                            file=path.name))
+            row = Row(text=text, labels=labels, lang=d.get("lang") or _guess_lang(text),
+                      source=str(d.get("source") or default_source), orig=str(d.get("orig", "")),
+                      file=path.name)
+            writer = d.get("writer")
+            if isinstance(writer, str) and WRITER_RE.fullmatch(writer):
+                row.meta["writer"] = writer
+            rows.append(row)
     return rows, skipped
 
 

@@ -92,3 +92,25 @@ def test_cli_prints_the_table_then_fails_in_one_line_when_the_report_cannot_be_w
                                  "--data-dir", str(data), "--report", str(tmp_path / "missing" / "r.md")])
     assert r.exit_code == 1
     assert "ordinary" in r.output and "cannot write" in r.output and "Traceback" not in r.output
+
+
+def test_a_writers_files_are_held_out_together(tmp_path):
+    """Rows naming a ``writer`` are one held-out unit across files: the rumour wording that only
+    this writer used (in two files) is not learnt from the writer's other file."""
+    train, data = tmp_path / "train", tmp_path / "data"
+    train.mkdir()
+    data.mkdir()
+    _write(train / "zh_ordinary.jsonl", [{"text": t.format(p, 1000 + i), "labels": [], "source": "ordinary"}
+                                         for i, p in enumerate(PLACES) for t in NORMAL])
+    half = len(PLACES) // 2
+    for name, places in (("w9_a.jsonl", PLACES[:half]), ("w9_b.jsonl", PLACES[half:])):
+        _write(data / name, [{"text": t.format(p), "labels": ["rumor"], "writer": "w9"}
+                             for p in places for t in RUMOR])
+    res = evaluate_by_source(RULES, train_dir=train, data_dir=data, **SMALL)
+    by = res["sources"]
+    assert list(by) == ["ordinary", "writer:w9"]
+    assert by["writer:w9"]["prohibited"] == len(PLACES) * len(RUMOR)
+    assert by["writer:w9"]["prohibited_flag_rate"] == 0.0
+    # a file held out alone (by its name) is not a unit when its rows name a writer
+    with pytest.raises(ValueError, match="unknown source.*data/w9_a.jsonl"):
+        evaluate_by_source(RULES, train_dir=train, data_dir=data, sources=["data/w9_a.jsonl"], **SMALL)
