@@ -53,6 +53,7 @@ def _counts(rows, verdicts: list[str]) -> dict:
     out = {"rows": len(rows), "normals": 0, "normal_rejected": 0, "normal_review": 0,
            "prohibited": 0, "prohibited_rejected": 0, "prohibited_flagged": 0,
            "marketing_only": 0, "marketing_rejected": 0}
+    by_cat: dict[str, dict] = {}
     for r, v in zip(rows, verdicts):
         labs = set(r.labels)
         if not labs:
@@ -63,6 +64,11 @@ def _counts(rows, verdicts: list[str]) -> dict:
             out["prohibited"] += 1
             out["prohibited_rejected"] += v == "reject"
             out["prohibited_flagged"] += v != "allow"
+            for lab in sorted(labs & prohibited):
+                cat = by_cat.setdefault(lab, {"rows": 0, "rejected": 0, "flagged": 0})
+                cat["rows"] += 1
+                cat["rejected"] += v == "reject"
+                cat["flagged"] += v != "allow"
         else:
             out["marketing_only"] += 1
             out["marketing_rejected"] += v == "reject"
@@ -77,6 +83,10 @@ def _counts(rows, verdicts: list[str]) -> dict:
     out["prohibited_reject_rate"] = rate("prohibited_rejected", "prohibited")
     out["prohibited_flag_rate"] = rate("prohibited_flagged", "prohibited")
     out["marketing_reject_rate"] = rate("marketing_rejected", "marketing_only")
+    # per prohibited category (a row with two categories counts in both)
+    out["categories"] = {lab: dict(c, reject_rate=round(c["rejected"] / c["rows"], 5),
+                                   flag_rate=round(c["flagged"] / c["rows"], 5))
+                         for lab, c in sorted(by_cat.items())}
     return out
 
 
@@ -161,7 +171,19 @@ def table_lines(result: dict) -> list[str]:
         lines.append(f"{s:<36}{c['normals']:>8}{_pct(c['normal_reject_rate']):>8}{_pct(c['normal_review_rate']):>8}"
                      f"{_pct(c['normal_flag_rate']):>8}{c['prohibited']:>8}{_pct(c['prohibited_reject_rate']):>8}"
                      f"{_pct(c['prohibited_flag_rate']):>8}{_pct(c['marketing_reject_rate']):>8}")
+    cats = _category_rows(result)
+    if cats:
+        lines += ["", f"{'held-out source':<36}{'category':<20}{'rows':>8}{'reject':>8}{'flagged':>8}"]
+        lines += [f"{s:<36}{lab:<20}{c['rows']:>8}{_pct(c['reject_rate']):>8}{_pct(c['flag_rate']):>8}"
+                  for s, lab, c in cats]
     return lines
+
+
+def _category_rows(result: dict) -> list[tuple[str, str, dict]]:
+    """(source, category, counts) for the sources whose prohibited rows span several categories
+    (a corpus of one category already has its line in the main table)."""
+    return [(s, lab, c) for s, src in result["sources"].items() if len(src.get("categories") or {}) > 1
+            for lab, c in src["categories"].items()]
 
 
 def write_report(path: Path, result: dict, command: str) -> None:
@@ -177,5 +199,11 @@ def write_report(path: Path, result: dict, command: str) -> None:
         out.append(f"| {s} | {c['normals']} | {_pct(c['normal_reject_rate'])} | {_pct(c['normal_review_rate'])} | "
                    f"{_pct(c['normal_flag_rate'])} | {c['prohibited']} | {_pct(c['prohibited_reject_rate'])} | "
                    f"{_pct(c['prohibited_flag_rate'])} | {_pct(c['marketing_reject_rate'])} |")
+    cats = _category_rows(result)
+    if cats:
+        out += ["", "Prohibited rows by category (sources with several categories):", "",
+                "| held-out source | category | rows | rejected | flagged |", "|---|---|---:|---:|---:|"]
+        out += [f"| {s} | {lab} | {c['rows']} | {_pct(c['reject_rate'])} | {_pct(c['flag_rate'])} |"
+                for s, lab, c in cats]
     out.append("")
     Path(path).write_text("\n".join(out), encoding="utf-8")

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from app.cli import cli
-from app.training.by_source import evaluate_by_source
+from app.training.by_source import _counts, evaluate_by_source, table_lines, write_report
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "rules"
@@ -111,6 +111,26 @@ def test_a_writers_files_are_held_out_together(tmp_path):
     assert list(by) == ["ordinary", "writer:w9"]
     assert by["writer:w9"]["prohibited"] == len(PLACES) * len(RUMOR)
     assert by["writer:w9"]["prohibited_flag_rate"] == 0.0
+    assert by["writer:w9"]["categories"] == {"rumor": {"rows": len(PLACES) * len(RUMOR), "rejected": 0,
+                                                       "flagged": 0, "reject_rate": 0.0, "flag_rate": 0.0}}
     # a file held out alone (by its name) is not a unit when its rows name a writer
     with pytest.raises(ValueError, match="unknown source.*data/w9_a.jsonl"):
         evaluate_by_source(RULES, train_dir=train, data_dir=data, sources=["data/w9_a.jsonl"], **SMALL)
+
+
+def test_per_category_figures_are_counted_and_reported(tmp_path):
+    from app.training.dataset import Row
+
+    def row(labels):
+        return Row(text="x", labels=tuple(labels), lang="zh", source="s", orig="", file="f")
+
+    rows = [row(["fraud"]), row(["fraud"]), row(["fraud", "gambling"]), row(["gambling"]), row([])]
+    c = _counts(rows, ["reject", "review", "reject", "allow", "allow"])
+    assert c["categories"]["fraud"] == {"rows": 3, "rejected": 2, "flagged": 3, "reject_rate": 0.66667,
+                                        "flag_rate": 1.0}
+    assert c["categories"]["gambling"]["rows"] == 2 and c["categories"]["gambling"]["rejected"] == 1
+    result = {"sources": {"writer:w9": c}, "seed": 13, "seconds": 1.0}
+    assert any("writer:w9" in ln and "gambling" in ln and "50.00%" in ln for ln in table_lines(result))
+    write_report(tmp_path / "r.md", result, "smsguard evaluate --by-source")
+    text = (tmp_path / "r.md").read_text(encoding="utf-8")
+    assert "| writer:w9 | fraud | 3 | 66.67% | 100.00% |" in text
