@@ -39,15 +39,26 @@ class WebOnlySessions(SecureCookieSessionInterface):
         return super().open_session(app, request)
 
 
+MODEL_POINTER = "model-current"
+
+
+def model_pointer(settings: Settings):
+    """The pointer file of ``smsguard model promote`` (docs/operations.md, "Model lifecycle"):
+    the promoted model the service switches to without a restart."""
+    return settings.instance_dir / MODEL_POINTER
+
+
 def load_moderator(settings: Settings):
-    """The engine every caller shares: rules (hot-reloaded) and the shipped model. A broken
-    rule file or a missing / mismatched / corrupt model refuses to start (StartupError)."""
+    """The engine every caller shares: rules (hot-reloaded) and the shipped model, or the model
+    promoted since (instance/model-current, watched like the rules). A broken rule file or a
+    missing / mismatched / corrupt configured model refuses to start (StartupError); a promoted
+    model that fails to load leaves the configured one in force (reported in /readyz)."""
     from app.engine.moderator import Moderator
     from app.engine.ruleset import RuleError
 
     try:
         return Moderator.from_paths(settings.rules_dir, model_dir=settings.model_dir,
-                                    watch=settings.watch_rules)
+                                    watch=settings.watch_rules, model_pointer=model_pointer(settings))
     except Exception as exc:
         where = (f"the rules from {settings.rules_dir}" if isinstance(exc, RuleError) or settings.model_dir is None
                  else f"the model from {settings.model_dir}")
@@ -77,6 +88,7 @@ def create_app(settings: Settings | None = None, moderator=None) -> Flask:
     app.extensions["smsguard.db"] = db
     app.extensions["smsguard.moderator"] = moderator or load_moderator(settings)
     metrics.watch_rules(app.extensions["smsguard.moderator"])
+    metrics.watch_model(app.extensions["smsguard.moderator"])
     app.extensions["smsguard.lists"] = AccountListCache(db)
 
     @app.before_request

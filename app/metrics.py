@@ -25,6 +25,14 @@ RULES_RELOAD_FAILING = Gauge("smsguard_rules_reload_failing",
                              "(the last good rules stay in force)", multiprocess_mode="max")
 RULES_LOADED = Gauge("smsguard_rules_info", "The ruleset in force (value 1)", ["version"],
                      multiprocess_mode="liveall")
+MODEL_LOADED = Gauge("smsguard_model_info", "The model in force in each worker (value 1; 'none' without one)",
+                     ["version"], multiprocess_mode="liveall")
+MODEL_SWITCHES = Counter("smsguard_model_switches_total", "Promoted models put in force (summed over workers)")
+MODEL_SWITCH_ERRORS = Counter("smsguard_model_switch_errors_total",
+                              "Promoted models refused (unreadable, mismatched or corrupt; the model in force stays)")
+MODEL_SWITCH_FAILING = Gauge("smsguard_model_switch_failing",
+                             "1 while the promoted model is refused by a worker (the model in force stays)",
+                             multiprocess_mode="max")
 
 
 def render() -> tuple[bytes, str]:
@@ -58,3 +66,30 @@ def watch_rules(moderator) -> None:
 
     manager.listeners.append(on_event)
     manager._metrics_wired = True
+
+
+def watch_model(moderator) -> None:
+    """The model in force (smsguard_model_info), switches to a promoted model and refusals
+    (smsguard_model_switches_total, smsguard_model_switch_errors_total,
+    smsguard_model_switch_failing), through the engine's model listeners. Once per engine."""
+    listeners = getattr(moderator, "model_listeners", None)
+    if listeners is None or getattr(moderator, "_model_metrics_wired", False):
+        return
+    MODEL_LOADED.labels(moderator.model_version or "none").set(1)
+    if getattr(moderator, "model_last_error", None):
+        MODEL_SWITCH_FAILING.set(1)
+
+    def on_event(event: str, info: dict) -> None:
+        if event == "error":
+            MODEL_SWITCH_ERRORS.inc()
+            MODEL_SWITCH_FAILING.set(1)
+        elif event == "recovered":
+            MODEL_SWITCH_FAILING.set(0)
+        elif event == "switched":
+            MODEL_SWITCHES.inc()
+            MODEL_SWITCH_FAILING.set(0)
+            MODEL_LOADED.labels(info.get("old_version") or "none").set(0)
+            MODEL_LOADED.labels(info.get("version") or "none").set(1)
+
+    listeners.append(on_event)
+    moderator._model_metrics_wired = True

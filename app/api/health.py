@@ -62,8 +62,25 @@ def readyz():
         model_needed = current_app.config["SMSGUARD"].model_dir is not None
         model_ok = bool(model.get("loaded")) or not model_needed
         checks["model"] = {"ok": model_ok, **model}
+        promoted = model.get("promoted")
+        if promoted and not promoted.get("in_force"):
+            # `smsguard model promote` named another model and this worker has not switched to
+            # it: still loading, or refused (the model in force keeps answering, so still ready)
+            checks["model"]["switch_pending"] = True
+            why = model.get("last_error") or "switching"
+            warnings.append(f"model {promoted.get('version') or promoted.get('dir')} promoted, "
+                            f"{model.get('version')} stays in force in this worker: {why}")
+        elif model.get("last_error"):
+            warnings.append(f"model switch refused, {model.get('version')} stays in force: {model['last_error']}")
         ok = ok and rules_ok and model_ok
     body = {"status": "ready" if ok else "not ready", "checks": checks}
+    if moderator is not None:
+        # the model version in force in the worker that answered (and the promoted one while
+        # it is not in force here)
+        body["model_version"] = checks["model"].get("version")
+        promoted = checks["model"].get("promoted")
+        if promoted and not promoted.get("in_force"):
+            body["model_promoted"] = promoted.get("version") or promoted.get("dir")
     if warnings:
         body["warnings"] = warnings
     return jsonify(body), 200 if ok else 503

@@ -27,13 +27,26 @@ def _progress(it, desc="", unit="it", **kw):
               help="the project's own labelled data (default data/; env SMSGUARD_DATA_DIR)")
 @click.option("--rules-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="rules folder whose keyword lexicons become the jieba user dictionary")
-def train(out: Path, seed: int, train_dir, data_dir, rules_dir) -> None:
+@click.option("--with-decisions", "with_decisions", is_flag=True,
+              help="also train on the labelled examples made by reviewer decisions (smsguard export-training), "
+                   "training side only; recorded in the metadata and the model card")
+@click.option("--database", "database_url", default=None, metavar="URL",
+              help="with --with-decisions: the database to export from (default SMSGUARD_DATABASE_URL)")
+@click.option("--decisions-since", "decisions_since", default=None, metavar="DATE",
+              help="with --with-decisions: only decisions made at or after this date (default: all)")
+def train(out: Path, seed: int, train_dir, data_dir, rules_dir, with_decisions: bool = False,
+          database_url: str | None = None, decisions_since: str | None = None) -> None:
     """Train the classifier and write the model, metadata, EVALUATION.md and MODEL_CARD.md."""
     from app.training.evaluate import table_lines
     from app.training.train import train_model
 
+    extra = {}
+    if with_decisions:
+        extra = _decisions(database_url, decisions_since)
+    elif database_url is not None or decisions_since is not None:
+        raise click.UsageError("--database and --decisions-since go with --with-decisions")
     meta, report = train_model(out, seed=seed, train_dir=train_dir, data_dir=data_dir, rules_dir=rules_dir,
-                       progress=_progress, log=lambda m: click.echo(m, err=True))
+                       progress=_progress, log=lambda m: click.echo(m, err=True), **extra)
     click.echo(f"model {meta['version']} -> {out}")
     click.echo("thresholds (propose for rules/policy.yaml classifier:):")
     for lab, t in meta["thresholds"].items():
@@ -41,6 +54,31 @@ def train(out: Path, seed: int, train_dir, data_dir, rules_dir) -> None:
     for line in table_lines(report):
         click.echo(line)
     click.echo(f"report: {Path(out) / 'EVALUATION.md'}; card: {Path(out) / 'MODEL_CARD.md'}")
+
+
+def _decisions(database_url: str | None, since_text: str | None) -> dict:
+    """train_model's ``decisions`` and ``decisions_info`` from the database (one-line errors)."""
+    import datetime as _dt
+
+    from app.training import decisions as dec
+
+    since = None
+    if since_text is not None:
+        try:
+            since = dec.parse_since(since_text)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="'--decisions-since'") from None
+    if database_url is None:
+        from app.config import Settings
+
+        database_url = Settings.from_env().database_url
+    exp = dec.export(database_url, since)
+    click.echo(f"decisions: {exp.summary()}", err=True)
+    if not exp.rows:
+        raise click.ClickException("no reviewer decisions to train with" + (f" since {since_text}" if since_text else ""))
+    info = {"since": since.isoformat() if since else None, "counts": exp.counts,
+            "exported_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    return {"decisions": exp.rows, "decisions_info": info}
 
 
 @click.command("evaluate")

@@ -63,6 +63,18 @@ def _crossfit_line(cf: dict | None, what: str) -> list[str]:
             f"normals rejected {cf['normal_false_reject_rate']:.3%}, fbs target recall {cf['fbs_target_recall']:.3f}"]
 
 
+def _decisions_lines(d: dict | None) -> list[str]:
+    """The card's account of the reviewers' decisions trained on (``train --with-decisions``)."""
+    if not d:
+        return []
+    since = f" made since {d['since']}" if d.get("since") else ""
+    return [f"- Reviewer decisions{since} (`smsguard train --with-decisions`, exported {d.get('exported_at', '')}): "
+            f"{d.get('exported')} labelled examples exported, {d.get('trained')} trained on, weight {d.get('weight')}; "
+            f"training side only (the validation split is the one of the recipe without them), "
+            f"{d.get('near_duplicates_of_validation')} near-duplicates of validation rows left out "
+            f"(sha256 of the lines `{str(d.get('sha256', ''))[:12]}…`)."]
+
+
 def write_model_card(out_dir: Path, meta: dict, report: dict) -> None:
     s = report["summary"]
     th = meta.get("thresholds", {})
@@ -85,7 +97,9 @@ def write_model_card(out_dir: Path, meta: dict, report: dict) -> None:
         name = Path(f["file"]).name
         cite = CITATIONS.get(name, "written by the smsguard team (see data/README.md for provenance)"
                              if f["kind"] == "project" else
-                             "generated from templates at training time (training side only)" if f["kind"] == "generated" else "")
+                             "generated from templates at training time (training side only)" if f["kind"] == "generated" else
+                             "the reviewers' decisions (smsguard export-training), training side only" if f["kind"] == "decisions"
+                             else "")
         labs = ", ".join(f"{k} {v}" for k, v in f["labels"].items())
         lines.append(f"| {f['file']} | {f['rows']} | {labs} | `{f['sha256'][:12]}…` | {cite} |")
     lines += [
@@ -109,6 +123,7 @@ def write_model_card(out_dir: Path, meta: dict, report: dict) -> None:
         "- No corpus holds a real brand-signed notification: app/training/augment.py generates "
         f"{meta.get('params', {}).get('synthetic_zh')} Chinese and {meta.get('params', {}).get('synthetic_en')} English "
         "ordinary notifications (verification codes, bank alerts, deliveries, bills) from templates, training side only.",
+        *_decisions_lines(meta.get("decisions")),
         "", "## Method", "",
         f"- Features (feature code v{meta.get('features_version')}): sublinear TF-IDF over character 1-3-grams "
         "and jieba words (rjieba, HMM off; the rule lexicons' Chinese terms as user dictionary, frozen into the "
@@ -151,7 +166,9 @@ def write_model_card(out_dir: Path, meta: dict, report: dict) -> None:
     if untrained:
         lines += [f"Heads without training data (probability ~0, keyword rules only): {', '.join(untrained)}.", ""]
     lines += ["## Known weaknesses", ""] + [f"- {w}" for w in WEAKNESSES] + [
-        "", "## Reproduce", "", "    smsguard train --out models/" + str(meta.get("name")) + f" --seed {meta.get('seed')}",
+        "", "## Reproduce", "", "    smsguard train --out models/" + str(meta.get("name")) + f" --seed {meta.get('seed')}"
+        + (" --with-decisions" + (f" --decisions-since {meta['decisions']['since']}" if meta["decisions"].get("since") else "")
+           if meta.get("decisions") else ""),
         "    smsguard evaluate --engine --model models/" + str(meta.get("name")), "",
         f"Library versions: {', '.join(f'{k} {v}' for k, v in meta.get('versions', {}).items())}. "
         f"Normalizer: {meta.get('normalizer')}. Model file {meta.get('model_bytes', 0) / 1e6:.1f} MB.", ""]

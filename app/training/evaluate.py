@@ -496,7 +496,7 @@ def evaluate_model(model_dir: Path, train_dir: Path | None = None, data_dir: Pat
         log(f"warning: model trained with normalizer {meta.get('normalizer')}, evaluating with {name}")
     rows, files = ds.load_dataset(train_dir, data_dir, normalizer=normalizer, known_labels=LABELS,
                                   progress=lambda it: prog(it, desc="normalize", unit="msg"))
-    trained_hashes = {f["file"]: f["sha256"] for f in meta.get("data", []) if f.get("kind") != "generated"}
+    trained_hashes = {f["file"]: f["sha256"] for f in meta.get("data", []) if f.get("kind") not in ("generated", "decisions")}
     now_hashes = {f["file"]: f["sha256"] for f in files}
     if trained_hashes != now_hashes:
         changed = sorted(k for k in set(trained_hashes) | set(now_hashes) if trained_hashes.get(k) != now_hashes.get(k))

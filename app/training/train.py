@@ -59,6 +59,10 @@ DEFAULTS = dict(
 )
 
 
+#: sample weight of the reviewers' decisions (``train --with-decisions``), positives and negatives
+DECISIONS_WEIGHT = 3.0
+
+
 def lexicon_user_words(rules_dir: Path | None = None) -> list[str]:
     """Chinese terms of rules/keywords/*.yaml (strings under any ``terms`` list)."""
     import yaml
@@ -125,6 +129,8 @@ def sample_weights(rows, idx, y: np.ndarray, params: dict) -> np.ndarray:
         r = rows[i]
         if r.meta.get("synthetic"):
             base[k] = params["synthetic_weight"]
+        elif r.meta.get("decisions"):
+            base[k] = params.get("decisions_weight", DECISIONS_WEIGHT)
         elif r.meta.get("project"):
             base[k] = params["project_weight"] if y[k] else params["project_neg_weight"]
         elif r.source in ds.SOCIAL_SOURCES and not y[k]:
@@ -220,14 +226,46 @@ def load_rows(train_dir: Path | None, data_dir: Path | None, prog: Callable) -> 
     return rows, files, normalizer, name
 
 
+def decision_rows(decisions: list[dict], val_rows: list, normalizer: Callable[[str], str], params: dict,
+                  log: Callable[[str], None] = print) -> tuple[list, dict]:
+    """The reviewers' decisions (exported lines, app/training/decisions.py) as training rows of
+    source ``decisions``, TRAINING SIDE ONLY: the validation split stays the one the same recipe
+    makes without them (the frozen split ``smsguard model compare`` scores), and a decision
+    that is a near-duplicate of a validation row is left out, so that the split stays unseen.
+    Returns (rows, the metadata entry of the ``data`` list)."""
+    from app.engine.features import prepare
+    from app.training import decisions as dec
+
+    rows = dec.to_rows(decisions, normalizer)
+    near = dec.near_duplicates_of([prepare(r.norm) for r in rows], [prepare(r.norm) for r in val_rows],
+                                  threshold=params["dedup_threshold"], seed=params["seed"])
+    kept = [r for r, bad in zip(rows, near) if not bad]
+    labels: dict[str, int] = {}
+    for r in kept:
+        for lab in r.labels or ("normal",):
+            labels[lab] = labels.get(lab, 0) + 1
+    log(f"decisions: {len(kept)} rows for training ({int(near.sum())} near-duplicates of validation rows left out)")
+    entry = {"file": "(database) reviewer decisions", "kind": "decisions", "sha256": dec.lines_sha256(decisions),
+             "rows": len(kept), "skipped": int(near.sum()), "unknown_labels": 0, "relabelled": 0,
+             "labels": dict(sorted(labels.items()))}
+    return kept, entry
+
+
 def train_model(out_dir: Path, seed: int = 13, train_dir: Path | None = None, data_dir: Path | None = None,
                 rules_dir: Path | None = None, progress: Callable | None = None,
-                log: Callable[[str], None] = print, **overrides) -> tuple[dict, dict]:
-    """Train, choose thresholds, evaluate on validation, write the artifact. Returns (metadata, report)."""
+                log: Callable[[str], None] = print, decisions: list[dict] | None = None,
+                decisions_info: dict | None = None, **overrides) -> tuple[dict, dict]:
+    """Train, choose thresholds, evaluate on validation, write the artifact. Returns (metadata, report).
+
+    ``decisions`` (``smsguard train --with-decisions``): exported reviewer decisions (lines of
+    app/training/decisions.py) added as one more source, training side only (``decision_rows``);
+    ``decisions_info`` (since, counts) is recorded with them in the metadata and the card."""
     from app.training import evaluate as ev
     from app.training.card import write_model_card
 
     params = dict(DEFAULTS, **overrides, seed=seed)
+    if decisions is not None:
+        params.setdefault("decisions_weight", DECISIONS_WEIGHT)
     t0 = time.time()
     prog = progress or (lambda it, **kw: it)
     rows, files, normalizer, normalizer_name = load_rows(train_dir, data_dir, prog)
@@ -243,6 +281,15 @@ def train_model(out_dir: Path, seed: int = 13, train_dir: Path | None = None, da
     files = files + [{"file": "(generated) app/training/augment.py", "kind": "generated",
                       "sha256": ds.sha256_file(Path(__file__).with_name("augment.py")), "rows": len(synth),
                       "skipped": 0, "unknown_labels": 0, "labels": {"normal": len(synth)}}]
+    decisions_meta = None
+    if decisions is not None:
+        drows, entry = decision_rows(decisions, [rows[i] for i in va], normalizer, params, log=log)
+        tr = np.concatenate([tr, np.arange(len(rows), len(rows) + len(drows))])
+        rows = rows + drows
+        files = files + [entry]
+        decisions_meta = {**(decisions_info or {}), "exported": len(decisions), "trained": len(drows),
+                          "near_duplicates_of_validation": entry["skipped"], "sha256": entry["sha256"],
+                          "weight": params["decisions_weight"], "split": "training side only"}
     user_words = lexicon_user_words(rules_dir)
     clf, heads = fit_classifier(rows, tr, params, user_words, progress=prog, log=log, t0=t0)
     vec = clf._vec
@@ -282,6 +329,8 @@ def train_model(out_dir: Path, seed: int = 13, train_dir: Path | None = None, da
         "metrics": report["summary"],
         "train_seconds": round(time.time() - t0, 1),
     }
+    if decisions_meta is not None:
+        meta["decisions"] = decisions_meta
     meta = save_model(out_dir, clf, meta)
     ev.write_report(Path(out_dir) / "EVALUATION.md", report, meta)
     write_model_card(Path(out_dir), meta, report)

@@ -54,8 +54,10 @@ def test_fake_classifier_integration(rules_dir, fake_classifier):
         assert clf.calls == ["今晚一起玩"]  # the classifier sees the normalized text
         batch = m.check_batch(["今晚 一起玩", "百家乐"])
         assert batch[0].to_dict() == v.to_dict() and batch[1].verdict == "reject"
-        assert m.status()["model"] == {"loaded": True, "version": "fake-1", "dir": None,
-                                       "labels": ["gambling", "fraud", "marketing"], "error": None}
+        st = m.status()["model"]
+        assert {k: st[k] for k in ("loaded", "version", "dir", "labels", "error")} == {
+            "loaded": True, "version": "fake-1", "dir": None, "labels": ["gambling", "fraud", "marketing"], "error": None}
+        assert st["switches"] == 0 and st["last_error"] is None and "pointer" not in st  # no promotion watched
     finally:
         m.close()
 
