@@ -21,6 +21,14 @@ How a verdict is decided (rules/README.md explains it for operators):
 5. ``categories`` lists the categories with a positive sum or a forcing hit (reject/review
    action), largest sum first (informational ones last); ``subcategories`` the scenarios
    (``fraud.impersonation_authority``) named by the scoring or forcing hits of those categories.
+6. ``Verdict.explanation`` (types.Explanation) records, as the steps above run, what each reason
+   adds to the total (its points: weight x probability for the classifier, 0 for a repeat of a
+   rule or an informational category, a negative score cut where its category is floored at 0, a
+   notice context's offset on the context reason that set it), so the points add up to the
+   score; which step decided the verdict (``rule_reject``, ``rule_allow``, ``score_reject``,
+   ``context_review``, ``score_review``, ``rule_review``, ``below_review``) and the reason that
+   forced it; and the thresholds compared (a classifier hit carries its own in
+   ``Hit.threshold``). It costs a list append per hit; the JSON is made only by ``to_dict``.
 
 Warning context: a hit with a negative score in a category (a context rule: 谨防诈骗, 反邪教,
 "never share this code") marks the message as warning or reporting about that category. Then
@@ -64,7 +72,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
-from app.engine.types import Hit, Verdict
+from app.engine.types import Explanation, Hit, Verdict
 
 __all__ = ["Policy", "ClassifierThresholds"]
 
@@ -259,6 +267,12 @@ class Policy:
                     except Exception:  # an explanation is a courtesy, never a failure
                         words = None
             desc = f"classifier: {label}{note}"
+            # the thresholds compared (the Verdict's explanation shows them)
+            th: list[tuple[str, Any]] = [("report", t.report), ("review", t.review), ("reject", t.reject)]
+            if t.reject_with_channel is not None:
+                th.append(("reject_with_channel", t.reject_with_channel))
+            if lang is not None and label in self.classifier_languages.get(lang, ()):
+                th.append(("lang", lang))
             rejects = t.reject is not None and p >= t.reject
             if not rejects and t.reject_with_channel is not None and p >= t.reject_with_channel:
                 if channel is None:
@@ -266,15 +280,18 @@ class Policy:
                 if channel:
                     rejects = True
                     desc += f" (with a way to act: {channel})"
+                    th.append(("channel", channel))
             if rejects:
                 if units is not None and units < self.min_content_reject:
                     action = "review"
                     desc += f" (review, not reject: {units} of {self.min_content_reject} content units)"
+                    th.append(("units", int(units)))
+                    th.append(("min_content_reject", self.min_content_reject))
                 else:
                     action = "reject"
             hits.append(Hit(
                 rule=f"CLF_{label.upper()}", category=label, detector="classifier",
-                score=round(p, 4), action=action, description=desc, words=words,
+                score=round(p, 4), action=action, description=desc, words=words, threshold=tuple(th),
             ))
         return hits
 
@@ -298,11 +315,14 @@ class Policy:
     def decide(self, hits: Iterable[Hit], ruleset_version: str | None = None,
                model_version: str | None = None) -> Verdict:
         reasons: list[Hit] = []
+        points: list[float] = []  # per reason: its contribution (settled per category below)
+        notes: dict[int, list[str]] | None = None  # per reason: why its points differ from its score
         loose = 0.0  # contributions of hits without a category (patterns, TPL_, ACCT_)
         counted: set[str] = set()
         net: dict[str, float] = {}  # category -> sum of its contributions (negatives included)
         forced: dict[str, None] = {}  # categories of forcing hits (ordered set)
         force_reject = force_allow = None
+        by_reject = by_allow = by_review = None  # the index of the reason that forced it
         want_review = False
         overrides = self.overrides
         disabled = self.disabled
@@ -311,6 +331,7 @@ class Policy:
         hits = list(hits)
         context = None  # category (or ANY: a context.yaml rule) -> the context rule that demotes hits
         any_offset = 0.0  # the most negative score of a context.yaml hit: offsets every category
+        offset_rule = None  # the context rule whose score that is (the explanation credits it)
         for h in hits:
             if h.rule in disabled:
                 continue
@@ -318,7 +339,8 @@ class Policy:
                 if context is None:
                     context = {}
                 context.setdefault(_ANY, h.rule)
-                any_offset = min(any_offset, h.score)
+                if h.score < any_offset:
+                    any_offset, offset_rule = h.score, h.rule
             elif h.score < 0 and h.category is not None:
                 if context is None:
                     context = {}
@@ -327,24 +349,39 @@ class Policy:
             rule = h.rule
             if disabled and rule in disabled:
                 continue
+            note = None
             if overrides:
                 o = overrides.get(rule)
                 if o:
                     h = h._replace(**o)
+                    note = ["override"]
             if h.action == "context":
                 reasons.append(h)  # evidence only: its effect is the demotion and the offset below
+                points.append(0.0)
+                if notes is None:
+                    notes = {}
+                notes[len(reasons) - 1] = (note or []) + ["context"]
                 continue
             if context is not None and h.action in ("reject", "review") and h.score >= 0:
-                h = _demoted(h, context)
+                d = _demoted(h, context)
+                if d is not h:
+                    h = d
+                    note = (note or []) + ["demoted"]
             reasons.append(h)
             cat = h.category
             # an account's own block / review list forces whatever category its term was filed under
             informational = cat in info and not rule.startswith("KW_ACCOUNT_")
             if rule in counted:
                 c = 0.0
+                note = (note or []) + ["repeat"]
             else:
                 counted.add(rule)
                 c = weight * h.score if h.detector == "classifier" else h.score
+            points.append(c)
+            if note is not None:
+                if notes is None:
+                    notes = {}
+                notes[len(reasons) - 1] = note
             if cat is None:
                 loose += c
             else:
@@ -353,25 +390,34 @@ class Policy:
             if action is not None:
                 if action == "allow":
                     if force_allow is None:
-                        force_allow = rule
+                        force_allow, by_allow = rule, len(reasons) - 1
                 elif not informational:
                     if action == "reject":
                         if force_reject is None:
-                            force_reject = rule
+                            force_reject, by_reject = rule, len(reasons) - 1
                     elif action == "review":
-                        want_review = True
+                        if not want_review:
+                            want_review, by_review = True, len(reasons) - 1
                     if cat is not None:
                         forced[cat] = None
         total = loose
         uncontested = loose  # the part of the total from categories no warning context speaks of
         cats: list[tuple[float, int, str]] = []
+        settle = None  # (category, how) whose hits' points need settling: informational, floor, offset
         for i, (cat, v) in enumerate(net.items()):
             if cat in info:
                 if v > 0:
                     cats.append((0.0, i, cat))
+                if settle is None:
+                    settle = []
+                settle.append((cat, "informational", 0.0))
                 continue
             if v > 0 and any_offset and cat not in context:  # offsets never stack with a category's own
-                v = max(0.0, v + any_offset)
+                w = max(0.0, v + any_offset)
+                if settle is None:
+                    settle = []
+                settle.append((cat, "offset", w - v))
+                v = w
                 if v == 0.0 and cat not in forced:
                     continue
             if v > 0:
@@ -379,19 +425,28 @@ class Policy:
                 if context is None or (cat not in context and _ANY not in context):
                     uncontested += v
                 cats.append((-v, i, cat))
-            elif cat in forced:
-                cats.append((0.0, i, cat))
-        forced_by = None
+            else:
+                if v < 0:
+                    if settle is None:
+                        settle = []
+                    settle.append((cat, "floor", 0.0))
+                if cat in forced:
+                    cats.append((0.0, i, cat))
+        if settle is not None:
+            notes = _settle(reasons, points, notes or {}, settle, offset_rule)
+        forced_by = by = None
         if force_reject is not None:
-            verdict, forced_by = "reject", force_reject
+            verdict, forced_by, by, decided = "reject", force_reject, by_reject, "rule_reject"
         elif force_allow is not None:
-            verdict, forced_by = "allow", force_allow
+            verdict, forced_by, by, decided = "allow", force_allow, by_allow, "rule_allow"
         elif total >= self.reject_at and uncontested >= self.reject_at:
-            verdict = "reject"
-        elif total >= self.review_at or want_review:
-            verdict = "review"
+            verdict, decided = "reject", "score_reject"
+        elif total >= self.review_at:
+            verdict, decided = "review", ("context_review" if total >= self.reject_at else "score_review")
+        elif want_review:
+            verdict, by, decided = "review", by_review, "rule_review"
         else:
-            verdict = "allow"
+            verdict, decided = "allow", "below_review"
         cats.sort()
         categories = tuple(c for _v, _i, c in cats)
         subs: tuple[str, ...] = ()
@@ -401,8 +456,43 @@ class Policy:
                      and (h.score > 0 or h.action in ("reject", "review"))}
             if found:  # in the order of the categories, then of the reasons
                 subs = tuple(sc for c in categories for sc in found if sc.startswith(c + "."))
+        explanation = Explanation(tuple(points), decided, by, self.review_at, self.reject_at, weight,
+                                  None if uncontested == total else uncontested,
+                                  tuple([(i, tuple(n)) for i, n in notes.items()]) if notes else ())
         return Verdict(verdict, categories, round(total, 4), tuple(reasons),
-                       ruleset_version, model_version, forced_by, subs)
+                       ruleset_version, model_version, forced_by, subs, explanation)
+
+
+def _settle(reasons: list[Hit], points: list[float], notes: dict[int, list[str]],
+            settle: list[tuple[str, str, float]], offset_rule: str | None = None) -> dict[int, list[str]]:
+    """Move the category-level steps of ``decide`` onto the reasons' points (in place), so that
+    the points add up to the total: an informational category's reasons get 0; a category whose
+    sum is negative is floored at 0 by its negative reasons (in order) counting only as far as its
+    positive ones go; a notice context's offset is the points of the context reason whose score
+    set it (``offset_rule``: the most negative one, the first of equals). Returns the notes."""
+    offset_at = None
+    for cat, how, amount in settle:
+        idx = [i for i, h in enumerate(reasons) if h.category == cat and h.action != "context"]
+        if how == "informational":
+            for i in idx:
+                if points[i]:
+                    points[i] = 0.0
+                    notes.setdefault(i, []).append("informational")
+        elif how == "floor":
+            room = sum(points[i] for i in idx if points[i] > 0)
+            for i in idx:
+                if points[i] < 0:
+                    take = max(points[i], -room)
+                    if take != points[i]:
+                        points[i] = take
+                        notes.setdefault(i, []).append("floor")
+                    room += take
+        else:  # offset
+            if offset_at is None:
+                offset_at = next(i for i, h in enumerate(reasons) if h.rule == offset_rule)
+                notes.setdefault(offset_at, []).append("offset")
+            points[offset_at] += amount
+    return notes
 
 
 _ANY = "*"  # key of ``context`` for a context.yaml rule: it speaks of every category

@@ -103,10 +103,11 @@ def test_verdict_json_roundtrip():
     v = Policy().decide([kw("KW_A", "fraud", 6)], "rv1", "mv1")
     d = v.to_dict()
     assert set(d) == {"verdict", "categories", "score", "reasons", "ruleset_version", "model_version", "forced_by",
-                      "subcategories"}
+                      "subcategories", "explanation"}
     assert d["reasons"][0] == {"rule": "KW_A", "category": "fraud", "detector": "keyword", "score": 6.0,
                                "evidence": "x", "span": [0, 1]}
     assert Verdict.from_dict(d) == v
+    assert Verdict.from_dict(d).to_dict() == d  # the explanation survives a round trip through JSON
     # a composite hit with a scenario keeps both through JSON
     comp = Hit("KW_B", "fraud", "keyword", 10, "reject", "民警…安全账户", (0, 9), "d",
                subcategory="fraud.impersonation_authority", parts=(("who", "民警", (0, 2)), ("demand", "安全账户", (5, 9))))
