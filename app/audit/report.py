@@ -8,13 +8,14 @@ segment by segment.
 from __future__ import annotations
 
 import html
+import math
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from app.audit.summary import Summary
+from app.audit.summary import NO_CATEGORY, Summary
 
-__all__ = ["write_report", "render_report", "highlight"]
+__all__ = ["write_report", "render_report", "highlight", "score_text", "time_axis"]
 
 COLORS = {"allow": "#9bb8a5", "review": "#e2a63b", "reject": "#c8453a"}
 _CSS = """
@@ -36,11 +37,28 @@ mark{background:#ffd8d3;border-bottom:2px solid #c8453a;padding:0 1px}
 .msg{white-space:pre-wrap;word-break:break-word}
 .legend span{display:inline-block;margin-right:14px}.legend i{display:inline-block;width:10px;height:10px;margin-right:4px}
 code{font-size:12px}
+.pair{display:grid;grid-template-columns:repeat(auto-fit,minmax(420px,1fr));gap:14px;align-items:start}
+.pair h4{font-size:13px;margin:4px 0 6px}.pair h4.reject{color:#c8453a}.pair h4.review{color:#b7791f}
+.none{color:#57606a;font-size:12px;margin:4px 0}
 """
 
 
 def _e(v) -> str:
     return html.escape("" if v is None else str(v), quote=True)
+
+
+def score_text(v) -> str:
+    """A score for the report: one decimal for every score (10.0 beside 12.6, never 12.6215 beside
+    10), cut toward zero so that a score shown as 10.0 did reach a threshold of 10."""
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return "–"
+    if not math.isfinite(x):
+        return "–"
+    x = float(f"{x:.10g}") * 10
+    x = math.trunc(x + (1e-9 if x >= 0 else -1e-9)) / 10
+    return f"{x:.1f}".replace("-0.0", "0.0")
 
 
 def highlight(text: str, spans) -> str:
@@ -104,33 +122,123 @@ def _hbars(rows: list[tuple[str, list[tuple[str, int]]]], width: int = 1000, lab
     return "".join(parts)
 
 
+#: how wide a label of the time axis is taken to be: 11px text, about 0.62em per character
+CHAR_W = 6.8
+LABEL_GAP = 10.0
+#: the bucket of the time chart by the span of the times: (unit, longest span in that unit)
+UNITS = (("hour", 96), ("day", 400), ("month", 400), ("year", None))
+#: label every k-th bucket, k one of these (so labels fall on round times: 00:00, 06:00, Mondays...)
+NICE = {"hour": (1, 2, 3, 4, 6, 8, 12, 24, 48, 72, 96),
+        "day": (1, 2, 3, 7, 14, 28, 56, 91, 182, 364),
+        "month": (1, 2, 3, 6, 12, 24, 60, 120),
+        "year": (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)}
+
+
+def _hour(key: str) -> datetime:
+    return datetime.strptime(key, "%Y-%m-%dT%H")
+
+
+def _ordinal(t: datetime, unit: str) -> int:
+    """The bucket's number counted from a fixed origin (labels are aligned on multiples)."""
+    if unit == "hour":
+        return t.toordinal() * 24 + t.hour
+    if unit == "day":
+        return t.toordinal()
+    if unit == "month":
+        return t.year * 12 + t.month - 1
+    return t.year
+
+
+def _buckets(times: dict[str, Counter]) -> tuple[str, list[datetime], dict[datetime, Counter]]:
+    """(unit, every bucket from the first to the last, empty ones included, so the axis is
+    linear in time, and the counts per bucket). The unit is the finest whose number of buckets
+    stays within UNITS."""
+    hours: dict[datetime, Counter] = {}
+    for k, cnt in times.items():
+        try:
+            hours.setdefault(_hour(k), Counter()).update(cnt)
+        except ValueError:
+            continue
+    if not hours:
+        return "hour", [], {}
+    lo, hi = min(hours), max(hours)
+    for unit, most in UNITS:
+        if most is None or _ordinal(hi, unit) - _ordinal(lo, unit) + 1 <= most:
+            break
+    trunc = {"hour": lambda t: t, "day": lambda t: t.replace(hour=0),
+             "month": lambda t: t.replace(day=1, hour=0), "year": lambda t: t.replace(month=1, day=1, hour=0)}[unit]
+    counts: dict[datetime, Counter] = {}
+    for t, cnt in hours.items():
+        counts.setdefault(trunc(t), Counter()).update(cnt)
+    keys, t = [], trunc(lo)
+    while t <= hi:
+        keys.append(t)
+        if unit == "hour":
+            t += timedelta(hours=1)
+        elif unit == "day":
+            t += timedelta(days=1)
+        elif unit == "month":
+            t = t.replace(year=t.year + (t.month == 12), month=t.month % 12 + 1)
+        else:
+            t = t.replace(year=t.year + 1)
+    return unit, keys, counts
+
+
+def _label(t: datetime, unit: str, keys: list[datetime]) -> str:
+    if unit == "hour":
+        one_day = keys[0].date() == keys[-1].date()
+        return t.strftime("%H:00" if one_day else "%m-%d %H:00")
+    if unit == "day":
+        return t.strftime("%m-%d" if keys[0].year == keys[-1].year else "%Y-%m-%d")
+    if unit == "month":
+        return t.strftime("%Y-%m")
+    return t.strftime("%Y")
+
+
+def _full(t: datetime, unit: str) -> str:
+    """A bucket named in full (the tooltip of its bar)."""
+    return t.strftime({"hour": "%Y-%m-%d %H:00", "day": "%Y-%m-%d", "month": "%Y-%m", "year": "%Y"}[unit])
+
+
+def time_axis(keys: list[datetime], unit: str, plot_w: float) -> list[tuple[int, str]]:
+    """(bucket index, label) of the labels to draw under ``keys``: every k-th bucket, k the
+    smallest of NICE[unit] at which labels never overlap (a label is taken to be
+    CHAR_W per character wide, plus LABEL_GAP)."""
+    if not keys:
+        return []
+    step = plot_w / len(keys)
+    widest = max(len(_label(t, unit, keys)) for t in keys) * CHAR_W + LABEL_GAP
+    k = next((n for n in NICE[unit] if n * step >= widest), None)
+    if k is None:  # more buckets than any nice step thins: the smallest multiple that fits
+        k = math.ceil(widest / step)
+    out = [(i, _label(t, unit, keys)) for i, t in enumerate(keys) if _ordinal(t, unit) % k == 0]
+    if not out:  # a short range that holds no round time: its first bucket
+        out = [(0, _label(keys[0], unit, keys))]
+    return out
+
+
 def _time_chart(times: dict[str, Counter], width: int = 1000, height: int = 240) -> str:
-    if not times:
+    unit, keys, buckets = _buckets(times)
+    if not keys:
         return "<p>No message carried a readable time field.</p>"
-    buckets = dict(times)
-    unit = "hour"
-    if len(buckets) > 96:  # more than four days of hours: days
-        days: dict[str, Counter] = {}
-        for b, cnt in buckets.items():
-            days.setdefault(b[:10], Counter()).update(cnt)
-        buckets, unit = days, "day"
-    keys = sorted(buckets)
-    left, right, top, bottom = 60, 10, 10, 40
+    left, right, top, bottom = 60, 20, 10, 44
     plot_w, plot_h = width - left - right, height - top - bottom
-    vmax = max(sum(buckets[k].values()) for k in keys) or 1
+    vmax = max(sum(cnt.values()) for cnt in buckets.values()) or 1
     step = plot_w / len(keys)
     bw = max(step * 0.8, 1.0)
+    span = f"{keys[0]:%Y-%m-%d}" + (f" to {keys[-1]:%Y-%m-%d}" if keys[-1].date() != keys[0].date() else "")
     parts = [f'<svg width="{width}" height="{height}" '
-             f'viewBox="0 0 {width} {height}" role="img" aria-label="verdicts per {unit}">']
+             f'viewBox="0 0 {width} {height}" role="img" aria-label="verdicts per {unit}, {span}">']
     for frac in (0, 0.5, 1):
         y = top + plot_h * (1 - frac)
         parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e1e4e8"/>')
         parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{int(vmax * frac):,}</text>')
-    label_every = max(1, len(keys) // 12)
     for i, k in enumerate(keys):
+        cnt = buckets.get(k)
+        if not cnt:
+            continue
         x = left + i * step + (step - bw) / 2
         y = top + plot_h
-        cnt = buckets[k]
         for series in ("allow", "review", "reject"):
             v = cnt.get(series, 0)
             if not v:
@@ -138,10 +246,15 @@ def _time_chart(times: dict[str, Counter], width: int = 1000, height: int = 240)
             h = plot_h * v / vmax
             y -= h
             parts.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{bw:.1f}" height="{max(h, 0.5):.1f}" '
-                         f'fill="{COLORS[series]}"><title>{_e(k)} {series}: {v:,}</title></rect>')
-        if i % label_every == 0:
-            lab = k.replace("T", " ") + (":00" if unit == "hour" else "")
-            parts.append(f'<text x="{x + bw / 2:.1f}" y="{height - bottom + 16}" text-anchor="middle">{_e(lab)}</text>')
+                         f'fill="{COLORS[series]}"><title>{_e(_full(k, unit))} {series}: {v:,}</title></rect>')
+    axis_y = height - bottom + 16
+    for i, lab in time_axis(keys, unit, plot_w):
+        x = left + i * step + step / 2
+        parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top + plot_h}" y2="{top + plot_h + 4}" stroke="#8c959f"/>')
+        parts.append(f'<text class="tick" x="{x:.1f}" y="{axis_y}" text-anchor="middle">{_e(lab)}</text>')
+    caption = {"hour": "hour (UTC)", "day": "day (UTC)", "month": "month", "year": "year"}[unit]
+    parts.append(f'<text x="{left + plot_w / 2:.1f}" y="{height - 6}" text-anchor="middle" fill="#57606a">'
+                 f'{_e(caption)} · {_e(span)}</text>')
     parts.append("</svg>")
     return "".join(parts)
 
@@ -201,20 +314,31 @@ def render_report(s: Summary) -> str:
     out.append("<h2>Top rules</h2>")
     out.append(_hbars([(r, [("rule", c)]) for r, c in s.top_rules(20)], title="top rules"))
 
-    out.append("<h2>Rejected samples per category</h2>"
-               "<p class=\"meta\">the first rejected messages of each category in input order; "
-               "matched spans highlighted</p>")
-    if not s.samples:
-        out.append("<p>No rejected message.</p>")
-    for cat in sorted(s.samples):
-        out.append(f"<h3>{_e(cat)}</h3><table><tr><th>id</th><th>account</th><th>message</th><th>score</th>"
-                   "<th>rules</th></tr>")
-        for smp in s.samples[cat]:
-            out.append(f'<tr><td>{_e(smp.get("id"))}</td><td>{_e(smp.get("account"))}</td>'
-                       f'<td class="msg">{highlight(smp.get("text", ""), smp.get("spans"))}</td>'
-                       f'<td class="n">{smp.get("score", 0)}</td>'
-                       f'<td>{"<br>".join(_e(r) for r in smp.get("rules", []))}</td></tr>')
-        out.append("</table>")
+    out.append("<h2>Samples per category: rejected and sent to review</h2>"
+               "<p class=\"meta\">the first messages of each category in input order, each text once; the "
+               "ones sent to review are those a person must look at; matched spans highlighted</p>")
+    cats = sorted(set(s.samples) | set(s.review_samples), key=lambda c: (c == NO_CATEGORY, c))
+    if not cats:
+        out.append("<p>No message rejected or sent to review.</p>")
+    for cat in cats:
+        out.append(f"<h3>{_e(cat)}</h3><div class=\"pair\">")
+        for kind, title, rows in (("reject", "Rejected", s.samples.get(cat, [])),
+                                  ("review", "Sent to review", s.review_samples.get(cat, []))):
+            total = s.categories.get(cat, {}).get(kind)
+            shown = f"{len(rows):,} of {total:,}" if total else f"{len(rows):,}"
+            out.append(f'<section><h4 class="{kind}">{title} ({shown} shown)</h4>')
+            if not rows:
+                out.append(f'<p class="none">None {"rejected" if kind == "reject" else "sent to review"} '
+                           f'in this category.</p></section>')
+                continue
+            out.append("<table><tr><th>id</th><th>account</th><th>message</th><th>score</th><th>rules</th></tr>")
+            for smp in rows:
+                out.append(f'<tr><td>{_e(smp.get("id"))}</td><td>{_e(smp.get("account"))}</td>'
+                           f'<td class="msg">{highlight(smp.get("text", ""), smp.get("spans"))}</td>'
+                           f'<td class="n" title="{_e(smp.get("score"))}">{score_text(smp.get("score"))}</td>'
+                           f'<td>{"<br>".join(_e(r) for r in dict.fromkeys(smp.get("rules", [])))}</td></tr>')
+            out.append("</table></section>")
+        out.append("</div>")
 
     if m.get("compare"):
         changed = sum(s.changes.values())

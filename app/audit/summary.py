@@ -3,6 +3,11 @@ the runner, kept in the checkpoint (JSON), printed at the end and drawn by the r
 
 Everything here is mergeable and order-deterministic (samples are the first ones in input
 order), so the local and the Dask runners produce the same summary for the same input.
+
+Samples: per category, the first ``SAMPLES_PER_CATEGORY`` rejected messages (``samples``) and the
+first sent to review (``review_samples``: the ones a person must look at), each text once: a
+chunk keeps its first distinct texts and the merge skips a text it already holds, which gives the
+first distinct texts of the whole input however it was cut into chunks.
 """
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ SAMPLES_PER_CATEGORY = 5
 MALFORMED_LISTED = 10_000
 SAMPLE_TEXT_CHARS = 500
 NO_ACCOUNT = "(none)"
+NO_CATEGORY = "(no category)"  # samples of messages rejected or reviewed without a category
 
 
 def time_bucket(value: Any) -> str | None:
@@ -74,6 +80,7 @@ def chunk_stats(pairs: Iterable[tuple[Any, Any]], malformed: list, changes: list
     rules: Counter = Counter()
     times: dict[str, Counter] = {}
     samples: dict[str, list] = {}
+    review_samples: dict[str, list] = {}
     n = 0
     for rec, v in pairs:
         n += 1
@@ -95,11 +102,15 @@ def chunk_stats(pairs: Iterable[tuple[Any, Any]], malformed: list, changes: list
         b = time_bucket(rec.time)
         if b is not None:
             times.setdefault(b, Counter())[verdict] += 1
-        if verdict == "reject":
-            for c in v.categories:
-                lst = samples.setdefault(c, [])
+        if verdict == "reject" or verdict == "review":
+            into = samples if verdict == "reject" else review_samples
+            sample = None
+            for c in v.categories or (NO_CATEGORY,):
+                lst = into.setdefault(c, [])
                 if len(lst) < SAMPLES_PER_CATEGORY:
-                    lst.append(_sample(rec, v))
+                    if sample is None:
+                        sample = _sample(rec, v)
+                    _add_distinct(lst, [sample])
     return {
         "messages": n,
         "verdicts": dict(verdicts),
@@ -108,9 +119,21 @@ def chunk_stats(pairs: Iterable[tuple[Any, Any]], malformed: list, changes: list
         "rules": dict(rules),
         "times": {b: dict(cnt) for b, cnt in times.items()},
         "samples": samples,
+        "review_samples": review_samples,
         "malformed": [m.to_dict() for m in malformed],
         "changes": dict(Counter(changes or ())),
     }
+
+
+def _add_distinct(lst: list, new: Iterable[dict]) -> None:
+    """Append the samples of ``new`` whose text ``lst`` does not hold yet, up to the limit."""
+    seen = {x.get("text") for x in lst}
+    for x in new:
+        if len(lst) >= SAMPLES_PER_CATEGORY:
+            return
+        if x.get("text") not in seen:
+            seen.add(x.get("text"))
+            lst.append(x)
 
 
 class Summary:
@@ -125,6 +148,7 @@ class Summary:
         self.rules: Counter = Counter(s.get("rules", {}))
         self.times: dict[str, Counter] = {b: Counter(v) for b, v in s.get("times", {}).items()}
         self.samples: dict[str, list] = {c: list(v) for c, v in s.get("samples", {}).items()}
+        self.review_samples: dict[str, list] = {c: list(v) for c, v in s.get("review_samples", {}).items()}
         self.malformed_count: int = s.get("malformed_count", 0)
         self.malformed: list[dict] = list(s.get("malformed", []))
         self.changes: Counter = Counter(s.get("changes", {}))
@@ -146,10 +170,11 @@ class Summary:
         self.rules.update(st["rules"])
         for b, cnt in st["times"].items():
             self.times.setdefault(b, Counter()).update(cnt)
-        for c, lst in st["samples"].items():
-            cur = self.samples.setdefault(c, [])
-            if len(cur) < SAMPLES_PER_CATEGORY:
-                cur.extend(lst[: SAMPLES_PER_CATEGORY - len(cur)])
+        for held, new in ((self.samples, st["samples"]), (self.review_samples, st.get("review_samples", {}))):
+            for c, lst in new.items():
+                cur = held.setdefault(c, [])
+                if len(cur) < SAMPLES_PER_CATEGORY:
+                    _add_distinct(cur, lst)
         self.malformed_count += len(st["malformed"])
         room = MALFORMED_LISTED - len(self.malformed)
         if room > 0:
@@ -165,6 +190,7 @@ class Summary:
             "rules": dict(self.rules),
             "times": {b: dict(v) for b, v in self.times.items()},
             "samples": self.samples,
+            "review_samples": self.review_samples,
             "malformed_count": self.malformed_count,
             "malformed": self.malformed,
             "changes": dict(self.changes),

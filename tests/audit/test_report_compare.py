@@ -36,8 +36,8 @@ def test_report_is_self_contained_and_escapes_text(tmp_path, config):
     assert "&lt;b&gt;官网&lt;/b&gt; &amp; more" in doc
     assert "&lt;img src=x onerror=alert(1)&gt;" in doc
     assert "<mark" in doc and "百家乐</mark>" in doc            # the matched span highlighted
-    for section in ("Verdicts over time", "Categories", "Top accounts", "Top rules", "Rejected samples",
-                    "Malformed lines (1)"):
+    for section in ("Verdicts over time", "Categories", "Top accounts", "Top rules",
+                    "Samples per category: rejected and sent to review", "Malformed lines (1)"):
         assert section in doc
     assert doc.count("<svg") >= 3
     assert s.samples["gambling"]
