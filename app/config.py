@@ -53,6 +53,18 @@ class Settings:
     # session_cookie_secure sets the cookie's Secure flag (serve the pages over HTTPS then)
     session_lifetime_s: int = 12 * 3600
     session_cookie_secure: bool = False
+    # the review workbench (docs/review.md): opening a pending item claims it for this reviewer
+    # for claim_minutes (renewed each time they open it again; released on decision)
+    claim_minutes: int = 10
+    # the record of checks (docs/checks.md): every pre-send check and /v1/moderate call is
+    # recorded (check_record; 0 turns it off) with its text as check_text says: full, masked
+    # (digits and contact ids replaced, same length) or none; records older than
+    # check_retention_days are deleted by `smsguard prune`; at most check_queue_max records wait
+    # in memory per worker for the background writer (more are dropped and counted)
+    check_record: bool = True
+    check_text: str = "full"
+    check_retention_days: int = 30
+    check_queue_max: int = 20000
 
     @classmethod
     def from_env(cls, **overrides) -> "Settings":
@@ -83,6 +95,11 @@ class Settings:
             login_proxy_hops=int(_env("LOGIN_PROXY_HOPS", str(cls.login_proxy_hops))),
             session_lifetime_s=int(_env("SESSION_LIFETIME_S", str(cls.session_lifetime_s))),
             session_cookie_secure=(_env("SESSION_COOKIE_SECURE", "0") or "0").lower() in ("1", "true", "yes", "on"),
+            claim_minutes=int(_env("CLAIM_MINUTES", str(cls.claim_minutes))),
+            check_record=(_env("CHECK_RECORD", "1") or "1").lower() not in ("0", "false", "no", "off"),
+            check_text=(_env("CHECK_TEXT", cls.check_text) or cls.check_text).lower(),
+            check_retention_days=int(_env("CHECK_RETENTION_DAYS", str(cls.check_retention_days))),
+            check_queue_max=int(_env("CHECK_QUEUE_MAX", str(cls.check_queue_max))),
         )
         values.update(overrides)
         return cls(**values).resolved()
@@ -100,10 +117,17 @@ class Settings:
         if s.presend_fail_mode not in ("closed", "open"):
             raise ValueError("SMSGUARD_PRESEND_FAIL_MODE must be 'closed' or 'open'")
         s.rate_limit("tenant")  # ValueError on a malformed SMSGUARD_RATE_LIMIT_ROLES
+        if s.check_text not in ("full", "masked", "none"):
+            raise ValueError("SMSGUARD_CHECK_TEXT must be 'full', 'masked' or 'none'")
+        if not 1 <= s.check_retention_days <= 3650:
+            raise ValueError("SMSGUARD_CHECK_RETENTION_DAYS must be between 1 and 3650")
+        if not 100 <= s.check_queue_max <= 1_000_000:
+            raise ValueError("SMSGUARD_CHECK_QUEUE_MAX must be between 100 and 1000000")
         for name in ("login_max_failures", "login_addr_max_failures", "login_proxy_hops"):
             if getattr(s, name) < 0:
                 raise ValueError(f"SMSGUARD_{name.upper()} must not be negative")
-        for name in ("login_window_s", "login_lockout_s", "login_hash_concurrency", "session_lifetime_s"):
+        for name in ("login_window_s", "login_lockout_s", "login_hash_concurrency", "session_lifetime_s",
+                     "claim_minutes"):
             if getattr(s, name) < 1:
                 raise ValueError(f"SMSGUARD_{name.upper()} must be at least 1")
         return s

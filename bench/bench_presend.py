@@ -4,6 +4,8 @@
     .venv/bin/python bench/bench_presend.py --duration 10 --connections 8
     .venv/bin/python bench/bench_presend.py --postgres "$(cat /tmp/pgurl)"
     .venv/bin/python bench/bench_presend.py --endpoint moderate   # /v1/moderate, for comparison
+    .venv/bin/python bench/bench_presend.py --no-record           # without the record of checks
+    .venv/bin/python bench/bench_presend.py --check-text masked   # the record with masked text
 
 What it does:
 1. a fresh instance folder and database (SQLite file, or a fresh PostgreSQL schema), migrated;
@@ -15,7 +17,9 @@ What it does:
 4. runs `wrk -t --threads -c --connections -d --duration --latency -s bench/presend/replay.lua`:
    the Lua script replays the pre-generated requests (each thread its own slice, never one twice);
 5. prints wrk's output, the figures (requests/s, p50/p90/p99), the status counts, and checks the
-   database afterwards: every allowed check counted in daily_volumes, no nonce refused.
+   database afterwards: every allowed check counted in daily_volumes, no nonce refused, and (the
+   record of checks, on unless --no-record) every answered check recorded once the server has
+   stopped (SIGTERM: the workers write what they still hold), none dropped.
 
 Exit status 0 when the target holds (>= --target-rps and p99 <= --target-p99-ms, no error
 statuses), 1 otherwise. Loopback only.
@@ -150,11 +154,13 @@ def bench_database(postgres_url: str | None, tmp: Path, prefix: str) -> tuple[st
     return url, schema
 
 
-def server_env(tmp: Path, url: str, port: int, workers: int, log_level: str) -> dict:
+def server_env(tmp: Path, url: str, port: int, workers: int, log_level: str, record: bool = True,
+               check_text: str = "full") -> dict:
     """The environment of a `smsguard serve` for a bench: its own instance folder and metrics dir."""
     return dict(os.environ, SMSGUARD_INSTANCE_DIR=str(tmp / "instance"), SMSGUARD_DATABASE_URL=url,
                 SMSGUARD_BIND=f"127.0.0.1:{port}", SMSGUARD_WORKERS=str(workers),
                 SMSGUARD_LOG_LEVEL=log_level, SMSGUARD_WATCH_RULES="1",
+                SMSGUARD_CHECK_RECORD="1" if record else "0", SMSGUARD_CHECK_TEXT=check_text,
                 PROMETHEUS_MULTIPROC_DIR=str(tmp / "prom"))
 
 
@@ -188,6 +194,10 @@ def main(argv=None) -> int:
     ap.add_argument("--requests", type=int, default=0,
                     help="pre-generated requests (default 4,000 per second of duration)")
     ap.add_argument("--log-level", default="INFO", help="the server's SMSGUARD_LOG_LEVEL")
+    ap.add_argument("--no-record", dest="record", action="store_false",
+                    help="SMSGUARD_CHECK_RECORD=0: without the record of checks (for a before/after comparison)")
+    ap.add_argument("--check-text", choices=("full", "masked", "none"), default="full",
+                    help="SMSGUARD_CHECK_TEXT of the server (default full)")
     ap.add_argument("--target-rps", type=float, default=1000.0)
     ap.add_argument("--target-p99-ms", type=float, default=20.0)
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
@@ -203,7 +213,7 @@ def main(argv=None) -> int:
     url, schema = bench_database(args.postgres, tmp, "bench")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = server_env(tmp, url, port, args.workers, args.log_level)
+    env = server_env(tmp, url, port, args.workers, args.log_level, args.record, args.check_text)
     server = None
     rc = 1
     try:
@@ -220,7 +230,8 @@ def main(argv=None) -> int:
                                   start_new_session=True)
         wait_ready(base, server)
         print(f"server: gunicorn, {args.workers} workers, {base}, database "
-              f"{'PostgreSQL' if args.postgres else 'SQLite (WAL)'}")
+              f"{'PostgreSQL' if args.postgres else 'SQLite (WAL)'}, record of checks "
+              f"{'on (text ' + args.check_text + ')' if args.record else 'off'}")
         # a short warm-up outside the measurement would spend nonces of the file: use /readyz
         for _ in range(20):
             urllib.request.urlopen(base + "/healthz").read()
@@ -256,15 +267,57 @@ def main(argv=None) -> int:
               "(other processes on the machine compete for the same cores)")
         if figures.get("threads_out_of_requests", "0") != "0":
             print("WARNING: wrk ran out of pre-generated requests; raise --requests")
+        recorded_ok = True
+        if args.record:
+            figures_rec = record_metrics(base)
+            # stop the server the normal way (SIGTERM): each worker writes what it still holds
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=60)
+            recorded_ok = verify_records(url, statuses.get("status_200", 0), figures_rec)
         if args.endpoint == "check":
             verify_database(url, statuses.get("status_200", 0))
-        ok = rps >= args.target_rps and p99 <= args.target_p99_ms and bad == 0
+        ok = rps >= args.target_rps and p99 <= args.target_p99_ms and bad == 0 and recorded_ok
         print(f"target >= {args.target_rps:,.0f} req/s with p99 <= {args.target_p99_ms} ms: "
               f"{'MET' if ok else 'NOT MET'}")
         rc = 0 if ok else 1
     finally:
         cleanup(server, args.postgres, schema, tmp, args.keep)
     return rc
+
+
+def record_metrics(base: str) -> dict:
+    """The record of checks' counters from /metrics (summed over the workers) right after the
+    load: written so far, dropped by reason, still queued."""
+    try:
+        with urllib.request.urlopen(base + "/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except Exception as exc:  # noqa: BLE001 - a bench figure, not a failure
+        return {"error": str(exc)}
+    out: dict = {"written": 0.0, "dropped": {}, "queued": 0.0}
+    for line in text.splitlines():
+        if line.startswith("smsguard_check_records_written_total"):
+            out["written"] += float(line.rsplit(" ", 1)[1])
+        elif line.startswith("smsguard_check_records_dropped_total"):
+            reason = re.search(r'reason="([^"]*)"', line)
+            out["dropped"][reason.group(1) if reason else "?"] = float(line.rsplit(" ", 1)[1])
+        elif line.startswith("smsguard_check_record_queue"):
+            out["queued"] += float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def verify_records(url: str, ok_responses: int, at_end: dict) -> bool:
+    """After the server stopped: every answered check is in check_records, none dropped."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:
+        n = conn.execute(sa.text("SELECT COUNT(*) FROM check_records")).scalar()
+    engine.dispose()
+    dropped = sum((at_end.get("dropped") or {}).values())
+    print(f"record of checks: at the end of the load {at_end.get('written', 0):,.0f} written, "
+          f"{at_end.get('queued', 0):,.0f} still queued, dropped {at_end.get('dropped') or 0}; "
+          f"after the server stopped: {n:,} records for {ok_responses:,} 200s read by wrk")
+    return n >= ok_responses and dropped == 0
 
 
 def verify_database(url: str, ok_responses: int) -> None:

@@ -10,7 +10,8 @@ from flask_smorest import Api
 from app.api import auth, problems, ratelimit
 
 # resource modules; each defines `blp` (a flask_smorest.Blueprint) with its /v1 routes
-RESOURCES = ("accounts", "moderation", "signatures", "templates", "messages", "complaints", "replies", "optouts")
+RESOURCES = ("accounts", "moderation", "signatures", "templates", "messages", "complaints", "replies", "optouts",
+             "checks", "feedback")
 
 SECURITY_SCHEMES = {
     "ApiKey": {"type": "apiKey", "in": "header", "name": "X-Api-Key"},

@@ -10,7 +10,7 @@ from app.api.accounts import StateChangeOut
 from app.api.auth import principal, require, scope_account
 from app.api.schemas import StrictSchema
 from app.api.messages import service
-from app.services import optouts
+from app.services import checks, optouts
 
 blp = Blueprint("complaints", __name__, url_prefix="/v1/complaints",
                 description="Complaints about messages; they drive the complaint rate and suspensions")
@@ -40,6 +40,9 @@ class ComplaintOut(StrictSchema):
     created = fields.Boolean(metadata={"description": "false: this external_id was already filed"})
     account_status = fields.String()
     state_change = fields.Nested(StateChangeOut, allow_none=True)
+    check_id = fields.Integer(allow_none=True, metadata={
+        "description": "the recorded check of this message id (GET /v1/checks/<id>); null when the message id is "
+                       "absent or unknown"})
 
 
 @blp.route("")
@@ -62,5 +65,6 @@ class Complaints(MethodView):
             c = r.complaint
             out = {k: getattr(c, k) for k in ("id", "account_id", "phone", "message_id", "reason", "source",
                                               "external_id", "created_at")}
-            out.update(created=r.created, account_status=r.account_status, state_change=r.change)
+            out.update(created=r.created, account_status=r.account_status, state_change=r.change,
+                       check_id=checks.check_of_message(s, account, c.message_id))  # the record of checks
         return out, 201 if r.created else 200

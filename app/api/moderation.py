@@ -10,6 +10,7 @@ from app import metrics
 from app.api.auth import principal, require
 from app.api.problems import Problem
 from app.api.schemas import StrictSchema, VerdictSchema
+from app.services import checks
 
 blp = Blueprint("moderation", __name__, url_prefix="/v1/moderate",
                 description="Score a text with the content engine")
@@ -39,4 +40,7 @@ class Moderate(MethodView):
         lists = current_app.extensions["smsguard.lists"].get(account)
         verdict = current_app.extensions["smsguard.moderator"].check(body["text"], account_lists=lists)
         metrics.VERDICTS.labels("moderate", verdict.verdict).inc()
+        # the record of checks: a tenant's own traffic; a reviewer's or admin's call is recorded
+        # without an account (trying a text against an account's lists is not that account's traffic)
+        checks.record_moderate(current_app, account if p.role == "tenant" else None, body["text"], verdict)
         return verdict.to_dict()

@@ -52,10 +52,16 @@ class DecisionIn(StrictSchema):
                            metadata={"description": "required to reject: what the customer must change"})
 
 
+class WithdrawIn(StrictSchema):
+    reason = fields.String(required=True, validate=validate.Length(1, review.REASON_MAX),
+                           metadata={"description": "why the approval is taken back: what the customer reads "
+                                                    "(required, at most 2000 characters)"})
+
+
 class DecisionOut(StrictSchema):
     id = fields.Integer()
-    decision = fields.String(metadata={"description": "approve | reject | pending (automatic, waiting "
-                                                      "for a reviewer)"})
+    decision = fields.String(metadata={"description": "approve | reject | withdraw (an approval taken back) | "
+                                                      "pending (automatic, waiting for a reviewer)"})
     actor = fields.String(metadata={"description": "system, or who decided (reviewers and admins see "
                                                    "the key or user; tenants see 'reviewer')"})
     reason = fields.String()
@@ -102,7 +108,11 @@ def decision_dicts(session, kind: str, item_id: int) -> list[dict]:
 
 def common_out(session, kind: str, item) -> dict:
     decisions = decision_dicts(session, kind, item.id)
-    final = [d for d in decisions if d["decision"] in review.DECISIONS]
+    final = [d for d in decisions if d["decision"] in review.FINAL_DECISIONS]
     return {"id": item.id, "account": item.account_id, "status": item.status, "verdict": item.verdict,
             "reason": (final[-1] if final else decisions[-1] if decisions else {}).get("reason", ""),
             "decisions": decisions, "created_at": item.created_at, "updated_at": item.updated_at}
+
+
+WITHDRAW_409 = ("Not approved (pending, rejected or already withdrawn): only an approved item can be "
+                "withdrawn. A problem body whose `current_status` says what the item is.")

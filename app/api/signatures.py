@@ -29,7 +29,7 @@ class SignatureOut(StrictSchema):
     account = fields.String()
     name = fields.String()
     note = fields.String()
-    status = fields.String(metadata={"description": "pending | approved | rejected"})
+    status = fields.String(metadata={"description": "pending | approved | rejected | withdrawn"})
     reason = fields.String(metadata={"description": "the reason of the latest decision"})
     verdict = fields.Nested(VerdictSchema, allow_none=True)
     decisions = fields.List(fields.Nested(rs.DecisionOut))
@@ -88,3 +88,24 @@ class SignatureDecision(MethodView):
         with rs.db().session(immediate=True) as s:
             sig = review.decide(s, "signature", item_id, body["decision"], body["reason"], p.actor, p.role)
             return _out(s, sig)
+
+
+@blp.route("/<int:item_id>/withdraw")
+class SignatureWithdraw(MethodView):
+    @require("reviewer", "admin")
+    @blp.arguments(rs.WithdrawIn)
+    @blp.response(200, SignatureOut)
+    @blp.alt_response(409, description=rs.WITHDRAW_409)
+    def post(self, body, item_id: int):
+        """Withdraw an approved signature (reviewers, admins).
+
+        Its status becomes `withdrawn` for good (the name may be submitted again, and reviewed
+        anew); a decision `withdraw` with the reason joins its history, and an event
+        `signature.withdrawn` is recorded. The pre-send check refuses every template under it
+        with `TPL_WITHDRAWN` from the next check on, and no new template may name it. A
+        signature that is not approved (pending, rejected, already withdrawn) is 409.
+        """
+        p = principal()
+        with rs.db().session(immediate=True) as s:
+            item = review.withdraw(s, "signature", item_id, body["reason"], p.actor, p.role)
+            return _out(s, item)

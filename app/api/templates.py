@@ -39,7 +39,7 @@ class TemplateOut(StrictSchema):
     content = fields.String()
     variables = fields.Dict(keys=fields.String(), values=fields.String())
     region = fields.String()
-    status = fields.String(metadata={"description": "pending | approved | rejected"})
+    status = fields.String(metadata={"description": "pending | approved | rejected | withdrawn"})
     reason = fields.String(metadata={"description": "the reason of the latest decision"})
     verdict = fields.Nested(VerdictSchema, allow_none=True)
     decisions = fields.List(fields.Nested(rs.DecisionOut))
@@ -104,3 +104,23 @@ class TemplateDecision(MethodView):
         with rs.db().session(immediate=True) as s:
             tpl = review.decide(s, "template", item_id, body["decision"], body["reason"], p.actor, p.role)
             return _out(s, tpl)
+
+
+@blp.route("/<int:item_id>/withdraw")
+class TemplateWithdraw(MethodView):
+    @require("reviewer", "admin")
+    @blp.arguments(rs.WithdrawIn)
+    @blp.response(200, TemplateOut)
+    @blp.alt_response(409, description=rs.WITHDRAW_409)
+    def post(self, body, item_id: int):
+        """Withdraw an approved template (reviewers, admins).
+
+        Its status becomes `withdrawn` for good (a change is a new template); a decision
+        `withdraw` with the reason joins its history, and an event `template.withdrawn` is
+        recorded. The pre-send check refuses it with `TPL_WITHDRAWN` from the next check on, on
+        every worker. A template that is not approved (pending, rejected, already withdrawn) is 409.
+        """
+        p = principal()
+        with rs.db().session(immediate=True) as s:
+            item = review.withdraw(s, "template", item_id, body["reason"], p.actor, p.role)
+            return _out(s, item)

@@ -15,6 +15,11 @@ The policy is the ``enforcement:`` section of rules/policy.yaml (see presend.sen
   ``ladder_memory_days`` + 1): a first breach warns, a breach after a warning suspends, a breach
   after a suspension (once reinstated) terminates.
 
+``ladder()`` says where an account stands on it and, per metric, the value from which its next
+breach takes each step (a warned account's first threshold suspends): ``evaluate`` takes its step
+and writes its note from it, and the accounts pages show it, so the threshold a page shows and
+the one a note names are the same figure.
+
 Only active and warned accounts are evaluated: a suspended or terminated account waits for an
 admin. Callers hold the account's row lock (``lock_account``) and run in
 ``db.session(immediate=True)``, so complaints arriving at once on several workers are counted
@@ -100,6 +105,88 @@ def _level(value: float, limits) -> int:
     return level
 
 
+def _step(level: int, highest: int) -> int:
+    """The step a breach of ``level`` takes when the highest step in memory is ``highest``."""
+    return min(3, max(level, highest + 1)) if level else 0
+
+
+AFTER = {1: "a warning", 2: "a suspension"}
+
+
+@dataclass(frozen=True)
+class Ladder:
+    """Where an account stands on the ladder: the one source of the thresholds ``evaluate``
+    applies, the accounts pages show and the automatic notes name."""
+
+    status: str
+    previous: int                # the highest step in memory, the current state included (0: none)
+    settings: EnforcementSettings
+
+    @property
+    def automatic(self) -> bool:
+        """Is the account evaluated at all (active or warned)?"""
+        return self.status in ("active", "warned")
+
+    def step(self, level: int) -> int:
+        return _step(level, self.previous)
+
+    def outcomes(self, metric: str) -> list[tuple[str, float]]:
+        """(step, threshold), lowest threshold first: from which value of the metric ("count":
+        complaints, "rate": complaints per million allowed messages, counted since the last state
+        change) the account's next breach takes each step. A fresh account: warn 3, suspend 6,
+        terminate 12; a warned one: suspend 3, terminate 12 (a breach after a warning suspends)."""
+        limits = self.settings.rate if metric == "rate" else self.settings.count
+        first: dict[int, float] = {}
+        for lim in limits:  # sorted (parse_enforcement checks it): the first one per step is its lowest
+            if lim is not None:
+                first.setdefault(self.step(_level(lim, limits)), lim)
+        return [(STEP_NAMES[s - 1], first[s]) for s in sorted(first) if s]
+
+    def threshold(self, metric: str, step: int) -> float | None:
+        """The least value of the metric from which the next breach takes ``step``."""
+        return dict(self.outcomes(metric)).get(STEP_NAMES[step - 1])
+
+    def to_dict(self) -> dict:
+        return {"previous_step": STEP_NAMES[self.previous - 1] if self.previous else None,
+                "automatic": self.automatic,
+                "count": dict(self.outcomes("count")), "rate_per_million": dict(self.outcomes("rate"))}
+
+
+def ladder(session: Session, acct: Account, settings: EnforcementSettings, now: datetime | None = None) -> Ladder:
+    now = now or datetime.now(UTC)
+    memory_from = now - timedelta(days=settings.ladder_memory_days)
+    past = session.scalars(select(AccountStateChange.to_status).where(
+        AccountStateChange.account_id == acct.id, AccountStateChange.created_at > memory_from,
+        AccountStateChange.to_status.in_(("warned", "suspended"))))
+    highest = max([STEP_OF[s] for s in past] + [STEP_OF.get(acct.status, 0)])
+    return Ladder(acct.status, highest, settings)
+
+
+def figure(value: float | None, metric: str) -> str:
+    """A threshold or a metric value in words: "3 complaints", "0.25 per million"."""
+    if value is None:
+        return "–"
+    if metric == "count":
+        n = int(value)
+        return f"{n:,} complaint{'' if n == 1 else 's'}"
+    return f"{value:.4g} per million"
+
+
+def _note(r: Rates, lad: Ladder, step: int) -> str:
+    """The automatic state change's note: the figure reached and the threshold it reached, as
+    ``lad`` (the page's source too) has it."""
+    n = len(r.complaints)
+    since = ("in the window" if r.since == r.window_from
+             else f"since the last change ({r.since.astimezone(UTC):%Y-%m-%d %H:%M} UTC)")
+    if r.metric == "count":
+        value = figure(n, "count")
+    else:
+        value = f"{figure(r.rate, 'rate')} ({n:,} complaint{'' if n == 1 else 's'}, {r.volume:,} allowed messages)"
+    after = f" after {AFTER[lad.previous]}" if lad.previous in AFTER else ""
+    return (f"{value} {since}: reached {figure(lad.threshold(r.metric, step), r.metric)}, "
+            f"the {STEP_NAMES[step - 1]} threshold{after}")
+
+
 def _volume(session: Session, account_id: str, since: datetime) -> int:
     return int(session.scalar(select(func.coalesce(func.sum(DailyVolume.allowed), 0)).where(
         DailyVolume.account_id == account_id, DailyVolume.day >= since.date())) or 0)
@@ -150,21 +237,21 @@ def evaluate(session: Session, acct: Account, settings: EnforcementSettings, act
     r = rates(session, acct.id, settings, now)
     if r.level == 0:
         return None
-    memory_from = now - timedelta(days=settings.ladder_memory_days)
-    past = session.scalars(select(AccountStateChange.to_status).where(
-        AccountStateChange.account_id == acct.id, AccountStateChange.created_at > memory_from,
-        AccountStateChange.to_status.in_(("warned", "suspended"))))
-    highest = max([STEP_OF[s] for s in past] + [STEP_OF.get(acct.status, 0)])
-    step = min(3, max(r.level, highest + 1))
+    lad = ladder(session, acct, settings, now)
+    highest = lad.previous
+    step = lad.step(r.level)
     rule = "ACCT_COMPLAINT_RATE" if r.metric == "rate" else "ACCT_COMPLAINT_COUNT"
     evidence = {
         "complaints": r.complaints, "complaint_count": len(r.complaints), "allowed_messages": r.volume,
         "rate_per_million": _round(r.rate), "metric": r.metric, "since": r.since.isoformat(),
         "level": STEP_NAMES[r.level - 1], "ladder_step": STEP_NAMES[step - 1], "previous_step":
         STEP_NAMES[highest - 1] if highest else None, "thresholds": thresholds(settings),
+        # the threshold this step was taken at, for this account's place on the ladder (what the
+        # accounts page showed as its next step), and the whole of that ladder
+        "threshold": lad.threshold(r.metric, step), "ladder": lad.to_dict(),
     }
     return _record(session, acct, STEPS[step], rule, actor, rate=r.rate, evidence=evidence,
-                   note=f"{len(r.complaints)} complaint(s)" + (f", {r.rate:.4g} per million" if r.rate else ""))
+                   note=_note(r, lad, step))
 
 
 def suspend(session: Session, account_id: str, note: str, actor: str) -> AccountStateChange:

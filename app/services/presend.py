@@ -4,7 +4,8 @@ Checks, in this order; the first that fails answers (a reject verdict whose reas
 rule id, ``forced_by`` naming it):
 
 1. account state: suspended or terminated -> ACCT_SUSPENDED / ACCT_TERMINATED (forced reject)
-2. template and signature: the account's own and approved -> TPL_NOT_FOUND, TPL_NOT_APPROVED,
+2. template and signature: the account's own and approved -> TPL_NOT_FOUND, TPL_WITHDRAWN (the
+   template or its signature was approved, then withdrawn by a reviewer), TPL_NOT_APPROVED,
    TPL_SIGNATURE_NOT_APPROVED
 3. params against the template's declared variable types -> TPL_PARAM_* (app.engine.template_lint)
 4. recipient opted out of the account's promotional messages -> ACCT_RECIPIENT_OPTED_OUT
@@ -60,6 +61,8 @@ RULES: dict[str, str] = {
     "ACCT_TERMINATED": "the account is terminated",
     "TPL_NOT_FOUND": "no such template for this account",
     "TPL_NOT_APPROVED": "the template is not approved (pending or rejected)",
+    "TPL_WITHDRAWN": "the template, or its signature, was approved and then withdrawn by a reviewer: "
+                     "it is never sendable again (submit a new one)",
     "TPL_SIGNATURE_NOT_APPROVED": "the template's signature is not approved",
     "ACCT_RECIPIENT_OPTED_OUT": "the recipient opted out of this account's promotional messages",
     "ACCT_OUTSIDE_SEND_WINDOW": "promotional message outside the send window in the recipient's local time",
@@ -72,7 +75,8 @@ RULES: dict[str, str] = {
                              "SMSGUARD_PRESEND_FAIL_MODE=open answers with the content engine alone",
 }
 DETECTOR = {"ACCT_SUSPENDED": "account", "ACCT_TERMINATED": "account", "TPL_NOT_FOUND": "template",
-            "TPL_NOT_APPROVED": "template", "TPL_SIGNATURE_NOT_APPROVED": "template"}
+            "TPL_NOT_APPROVED": "template", "TPL_SIGNATURE_NOT_APPROVED": "template",
+            "TPL_WITHDRAWN": "template"}
 WINDOWS = (("minute", 60, "ACCT_FREQUENCY_MINUTE"), ("hour", 3600, "ACCT_FREQUENCY_HOUR"),
            ("day", 86400, "ACCT_FREQUENCY_DAY"))
 MESSAGE_TYPES = ("verification", "notification", "promotional")
@@ -600,6 +604,9 @@ class PresendService:
         self._tl = None
         #: the check's own clock (frequency windows, the send_at range); tests replace it
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        #: the record of checks (app/services/checks.py), found by the database on first use;
+        #: False when none is installed
+        self.recorder = None
 
     def policy(self) -> SendingPolicy:
         d = self.rules_dir or self.moderator.ruleset.rules_dir
@@ -636,13 +643,32 @@ class PresendService:
         at = send_time(req.send_at, now, pre)
         message_id = req.message_id or uuid.uuid4().hex
         try:
-            return self._check(req, pre, rcpt, at, now, message_id, before_write)
+            result = self._check(req, pre, rcpt, at, now, message_id, before_write)
         except Exception as exc:
             if not unavailable(exc):
                 raise
             log.error("pre-send check without the database (%s: %s): failing %s", type(exc).__name__,
                       str(exc).splitlines()[0] if str(exc) else "", self.fail_mode)
-            return self._degraded(req, rcpt, message_id)
+            result = self._degraded(req, rcpt, message_id)
+        self._record(req, result, now)
+        return result
+
+    def _record(self, req: CheckRequest, result: CheckResult, now: datetime) -> None:
+        """Hand the answered check to the record of checks: a tuple on a bounded queue, written
+        by a background thread (app/services/checks.py); never blocks, never fails the check."""
+        rec = self.recorder
+        if rec is None:
+            from app.services import checks
+
+            rec = self.recorder = checks.recorder_for(self.db) or False
+        if rec:
+            from app.services.checks import Item
+
+            try:
+                rec.submit(Item("presend", now, req.account_id, result.message_id, req.template_id, result.phone,
+                                result.verdict, result.text))
+            except Exception:  # noqa: BLE001 - the answer stands whatever happens to its record
+                log.exception("pre-send check not recorded")
 
     def _check(self, req, pre, rcpt, at, now, message_id, before_write) -> CheckResult:
         """``at``: when the message goes out (the send window's time); ``now``: the check's own
@@ -704,13 +730,9 @@ class PresendService:
     def _static_checks(self, req, info, rcpt, at, pre) -> "_Static":
         """Checks 2, 3, 5 and the content engine (7): no database."""
         soft: list[Hit] = []
-        if info is None or info.account_id != req.account_id:
-            return _Static(self._decide([hit("TPL_NOT_FOUND", evidence=str(req.template_id))]))
-        if info.status != "approved":
-            return _Static(self._decide([hit("TPL_NOT_APPROVED", evidence=f"template {info.id} is {info.status}")]))
-        if info.signature_status != "approved":
-            return _Static(self._decide([hit("TPL_SIGNATURE_NOT_APPROVED",
-                                             evidence=f"signature {info.signature_name} is {info.signature_status}")]))
+        refused = self._template_gate(req, info)
+        if refused is not None:
+            return _Static(refused)
         rules = self.template_rules()
         phits = tl.check_params(info.variables, req.params, rules)
         hard = [h for h in phits if self._forces(h)]
@@ -722,10 +744,31 @@ class PresendService:
         content = self.moderator.check(text, account_lists=lists, extra_hits=soft or None)
         return _Static(None, list(soft), text, content, window_hit(pre, info.type, rcpt, at))
 
+    def _template_gate(self, req: CheckRequest, info: TemplateInfo | None) -> Verdict | None:
+        """Check 2: the account's own template, approved, under an approved signature (a
+        withdrawn template or signature: TPL_WITHDRAWN). The reject verdict, or None."""
+        if info is None or info.account_id != req.account_id:
+            return self._decide([hit("TPL_NOT_FOUND", evidence=str(req.template_id))])
+        if info.status == "withdrawn":
+            return self._decide([hit("TPL_WITHDRAWN", evidence=f"template {info.id} is withdrawn")])
+        if info.status != "approved":
+            return self._decide([hit("TPL_NOT_APPROVED", evidence=f"template {info.id} is {info.status}")])
+        if info.signature_status == "withdrawn":
+            return self._decide([hit("TPL_WITHDRAWN", evidence=f"signature {info.signature_name} is withdrawn")])
+        if info.signature_status != "approved":
+            return self._decide([hit("TPL_SIGNATURE_NOT_APPROVED",
+                                     evidence=f"signature {info.signature_name} is {info.signature_status}")])
+        return None
+
     def _degraded(self, req: CheckRequest, rcpt: Recipient, message_id: str) -> CheckResult:
         if self.fail_mode == "open":
             info = self.templates._items.get(req.template_id)
             if info is not None and info.account_id == req.account_id:
+                # what this worker last read still counts: a template it saw withdrawn (or not
+                # approved) is refused without the database too
+                refused = self._template_gate(req, info)
+                if refused is not None:
+                    return CheckResult(refused, message_id, None, rcpt.e164)
                 text = tl.fill(info.content, info.variables, req.params, check=False)
                 v = self.moderator.check(text, extra_hits=[hit("ACCT_PRESEND_DEGRADED", action=None, score=0.0)])
                 return CheckResult(v, message_id, text, rcpt.e164)

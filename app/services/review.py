@@ -4,27 +4,44 @@ is a ReviewDecision row (who, when, decision, the verdict with its reasons, the 
 Event. Decided items never change again: approved templates are immutable (a change is a new
 template) and deciding an already decided item is a Conflict (409).
 
+Approved items can be withdrawn (issue 15): ``withdraw`` moves an approved signature or template to
+``withdrawn`` (a ReviewDecision "withdraw" with the reason, and an event); the pre-send check then
+refuses the template, and every template under a withdrawn signature, with TPL_WITHDRAWN.
+Deciding honours review claims (app/services/claims.py): another reviewer's live claim is a 409.
+
 Services take a Session; the API (app/api/signatures.py, templates.py), the web pages
-(app/web/review.py) and the CLI are thin callers. The content engine is passed in (the
+(app/web/review.py, app/web/queue.py) and the CLI are thin callers. The content engine is passed in (the
 ``Moderator`` of app.extensions["smsguard.moderator"]), with the account's own lists.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Iterable, Mapping
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.engine import template_lint as tl
 from app.engine.types import Hit, Verdict
-from app.services import accounts, events
+from app.services import accounts, claims, events
 from app.services.errors import Conflict, Forbidden, Invalid, NotFound
-from app.store.models import REVIEW_STATUSES, TEMPLATE_TYPES, ReviewDecision, Signature, Template
+from app.store.models import (
+    INFORMATIONAL_CATEGORIES,
+    REVIEW_STATUSES,
+    RISK_FLAGGED,
+    TEMPLATE_TYPES,
+    ReviewDecision,
+    Signature,
+    Template,
+    risk_of,
+)
 
 KINDS = ("signature", "template")
 DECISIONS = ("approve", "reject")
+WITHDRAW = "withdraw"
+#: decisions that set an item's status (the "reason" an item answers with is the latest of these)
+FINAL_DECISIONS = DECISIONS + (WITHDRAW,)
+REASON_MAX = 2000
 REGIONS = ("cn", "intl")
 DECIDER_ROLES = ("reviewer", "admin")
 SYSTEM = "system"
@@ -84,9 +101,10 @@ def _outcome(verdict: Verdict, kind: str, rules: tl.TemplateRules) -> tuple[str,
         return "rejected", "reject", f"automatic: rejected by {_summary(verdict)}"
     if verdict.verdict == "review":
         return "pending", "pending", f"automatic: a reviewer decides ({_summary(verdict)})"
+    found = "no findings" if not verdict.reasons else (verdict.why or "allowed by the content engine")
     if rules.auto_approve(kind):
-        return "approved", "approve", "automatic: no findings; approved by the review policy"
-    return "pending", "pending", f"automatic: no findings; the review policy sends {kind} to a reviewer"
+        return "approved", "approve", f"automatic: {found}; approved by the review policy"
+    return "pending", "pending", f"automatic: {found}; the review policy sends {kind} to a reviewer"
 
 
 def _record(session: Session, kind: str, item, decision: str, actor: str, reason: str) -> ReviewDecision:
@@ -130,7 +148,8 @@ def find_signature(session: Session, account_id: str, ref: int | str) -> Signatu
         sig = session.get(Signature, ref)
     else:
         sig = session.scalar(select(Signature).where(Signature.account_id == account_id, Signature.name == str(ref))
-                             .order_by((Signature.status == "rejected").asc(), Signature.id.desc()).limit(1))
+                             .order_by(Signature.status.in_(("rejected", "withdrawn")).asc(), Signature.id.desc())
+                             .limit(1))
     if sig is None or sig.account_id != account_id:
         raise NotFound(f"no signature {ref} for account {account_id}")
     return sig
@@ -153,8 +172,8 @@ def submit_template(session: Session, moderator, account_id: str, signature: int
     except ValueError as exc:
         raise _invalid(str(exc), "variables") from None
     sig = find_signature(session, account_id, signature)
-    if sig.status == "rejected":
-        raise _invalid(f"signature {sig.name} (id {sig.id}) was rejected; submit a new signature first",
+    if sig.status in ("rejected", "withdrawn"):
+        raise _invalid(f"signature {sig.name} (id {sig.id}) was {sig.status}; submit a new signature first",
                        "signature")
     verdict = check_template(moderator, content, type, declared, region, account_lists, rules)
     status, decision, reason = _outcome(verdict, type, rules)
@@ -208,15 +227,34 @@ def decisions(session: Session, kind: str, item_id: int) -> list[ReviewDecision]
 
 # --------------------------------------------------------------------------- deciding
 
+def flagged(item) -> bool:
+    """Did the engine flag this item: verdict reject, or review with a category that is not
+    informational (marketing)? Approving a flagged item from the pages needs a confirmation."""
+    return risk_of(item.verdict) >= RISK_FLAGGED
+
+
+def _touch(item) -> None:
+    """A new updated_at, strictly after the old one: the pre-send template cache compares it
+    (app/services/presend.py), so a change must never keep the same stamp."""
+    stamp = datetime.now(UTC)
+    if item.updated_at is not None and stamp <= item.updated_at:
+        stamp = item.updated_at + timedelta(microseconds=1)
+    item.updated_at = stamp
+
+
 def decide(session: Session, kind: str, item_id: int, decision: str, reason: str, actor: str,
-           role: str):
+           role: str, confirm_flagged: bool = True):
     """A reviewer's or admin's decision on a pending item. Use ``db.session(immediate=True)`` so
-    two reviewers deciding at once cannot both win (rows are locked FOR UPDATE on PostgreSQL)."""
+    two reviewers deciding at once cannot both win (rows are locked FOR UPDATE on PostgreSQL).
+
+    Another actor's live claim on the item is a Conflict (409); the item's claim is released.
+    ``confirm_flagged=False`` (the pages without the confirmation box ticked): approving an item
+    the engine flagged is refused (422, field ``confirm_flagged``)."""
     if role not in DECIDER_ROLES:
         raise Forbidden(f"the {role} role may not decide reviews")
     if decision not in DECISIONS:
         raise _invalid(f"decision must be one of {', '.join(DECISIONS)}", "decision")
-    reason = (reason or "").strip()
+    reason = (reason or "").strip()[:REASON_MAX]
     if decision == "reject" and not reason:
         raise _invalid("a rejection needs a reason the customer can act on", "reason")
     item = get(session, kind, item_id, lock=True)
@@ -224,79 +262,57 @@ def decide(session: Session, kind: str, item_id: int, decision: str, reason: str
         raise Conflict(f"{kind} {item_id} is already {item.status}; a decided {kind} never changes"
                        + (" (submit a new template instead)" if kind == "template" else ""),
                        current_status=item.status)
+    claims.check_free(session, kind, item_id, actor)
+    if decision == "approve" and not confirm_flagged and flagged(item):
+        cats = ", ".join(c for c in (item.verdict or {}).get("categories") or ()
+                         if c not in INFORMATIONAL_CATEGORIES)
+        raise _invalid(f"the engine flagged {kind} {item_id} ({(item.verdict or {}).get('verdict')}: {cats}); "
+                       f"confirm that you checked the findings to approve it", "confirm_flagged")
     item.status = "approved" if decision == "approve" else "rejected"
-    item.updated_at = datetime.now(UTC)
+    _touch(item)
     _record(session, kind, item, decision, actor, reason)
     events.record(session, f"{kind}.{item.status}", actor, item.account_id, subject=f"{kind}:{item.id}",
                   decision=decision, reason=reason)
+    claims.release(session, kind, item_id)
+    return item
+
+
+def withdraw(session: Session, kind: str, item_id: int, reason: str, actor: str, role: str):
+    """Take back an approved signature or template: status ``withdrawn`` for good (a change is a
+    new submission). The pre-send check refuses it (and every template under a withdrawn
+    signature) with TPL_WITHDRAWN from its next check on. Use ``db.session(immediate=True)``."""
+    if role not in DECIDER_ROLES:
+        raise Forbidden(f"the {role} role may not withdraw approvals")
+    reason = (reason or "").strip()
+    if not reason:
+        raise _invalid("a withdrawal needs a reason the customer can act on", "reason")
+    if len(reason) > REASON_MAX:
+        raise _invalid(f"the reason is longer than {REASON_MAX} characters", "reason")
+    item = get(session, kind, item_id, lock=True)
+    if item.status != "approved":
+        raise Conflict(f"{kind} {item_id} is {item.status}; only an approved {kind} can be withdrawn",
+                       current_status=item.status)
+    item.status = "withdrawn"
+    _touch(item)
+    _record(session, kind, item, WITHDRAW, actor, reason)
+    extra: dict[str, Any] = {}
+    if kind == "signature":
+        # the templates it carries stop sending too: say how many in the event
+        extra["approved_templates"] = session.scalar(select(func.count()).select_from(Template).where(
+            Template.signature_id == item.id, Template.status == "approved")) or 0
+    events.record(session, f"{kind}.withdrawn", actor, item.account_id, subject=f"{kind}:{item.id}",
+                  decision=WITHDRAW, reason=reason, **extra)
     return item
 
 
 # --------------------------------------------------------------------------- the queue
-
-@dataclass(frozen=True)
-class QueueItem:
-    kind: str
-    id: int
-    account_id: str
-    label: str           # "signature" or the template type
-    text: str            # the signature name or the template content
-    signature: str | None
-    categories: tuple[str, ...]
-    rules: tuple[str, ...]
-    verdict: str | None
-    created_at: datetime
-
-    @property
-    def key(self) -> tuple:
-        return (self.created_at, self.kind, self.id)
-
-    @property
-    def age(self) -> timedelta:
-        return datetime.now(UTC) - self.created_at
-
-
-def _queue_item(kind: str, item) -> QueueItem:
-    v = item.verdict or {}
-    return QueueItem(
-        kind=kind, id=item.id, account_id=item.account_id,
-        label="signature" if kind == "signature" else item.type,
-        text=item.name if kind == "signature" else item.content,
-        signature=None if kind == "signature" else (item.signature.name if item.signature else None),
-        categories=tuple(v.get("categories") or ()),
-        rules=tuple(dict.fromkeys(r["rule"] for r in v.get("reasons") or ())),
-        verdict=v.get("verdict"), created_at=item.created_at)
-
+# (the queue itself, sorted, filtered, grouped and paged in SQL: app/services/workbench.py)
 
 TYPE_FILTERS = ("signature",) + TEMPLATE_TYPES
 
 
-def queue(session: Session, type: str | None = None, category: str | None = None,
-          account_id: str | None = None, min_age: timedelta | None = None, limit: int = 2000) -> list[QueueItem]:
-    """Pending signatures and templates, oldest first. ``type`` is "signature" or a template
-    type; ``category`` a taxonomy id found in the verdict; ``min_age`` waiting at least that long."""
-    items: list[QueueItem] = []
-    kinds = ("signature",) if type == "signature" else ("template",) if type in TEMPLATE_TYPES else KINDS
-    for kind in kinds:
-        model = MODELS[kind]
-        q = select(model).where(model.status == "pending")
-        if account_id:
-            q = q.where(model.account_id == account_id)
-        if kind == "template" and type in TEMPLATE_TYPES:
-            q = q.where(Template.type == type)
-        if min_age is not None:
-            q = q.where(model.created_at <= datetime.now(UTC) - min_age)
-        items += [_queue_item(kind, it) for it in session.scalars(q.order_by(model.created_at, model.id).limit(limit))]
-    if category:
-        items = [it for it in items if category in it.categories]
-    items.sort(key=lambda it: it.key)
-    return items[:limit]
-
-
 def counts(session: Session) -> dict[str, int]:
     """Pending items per type ("signature", "verification", ...), and "all"."""
-    from sqlalchemy import func
-
     out = {t: 0 for t in TYPE_FILTERS}
     out["signature"] = session.scalar(select(func.count()).select_from(Signature)
                                       .where(Signature.status == "pending")) or 0
@@ -305,30 +321,6 @@ def counts(session: Session) -> dict[str, int]:
         out[t] = n
     out["all"] = sum(out[t] for t in TYPE_FILTERS)
     return out
-
-
-def category_counts(items: Iterable[QueueItem]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for it in items:
-        for c in it.categories:
-            out[c] = out.get(c, 0) + 1
-    return dict(sorted(out.items(), key=lambda kv: (-kv[1], kv[0])))
-
-
-def neighbours(items: list[QueueItem], kind: str, item_id: int) -> tuple[QueueItem | None, QueueItem | None]:
-    """(previous, next) around an item in the queue order."""
-    for i, it in enumerate(items):
-        if it.kind == kind and it.id == item_id:
-            return (items[i - 1] if i > 0 else None, items[i + 1] if i + 1 < len(items) else None)
-    return None, None
-
-
-def next_after(items: list[QueueItem], key: tuple) -> QueueItem | None:
-    """The first pending item after ``key`` (the one just decided), wrapping to the oldest."""
-    for it in items:
-        if it.key > key:
-            return it
-    return items[0] if items else None
 
 
 def highlight(text: str, reasons: Iterable[Mapping[str, Any] | Hit]) -> list[tuple[str, list[dict]]]:

@@ -1,14 +1,18 @@
 """SQLAlchemy 2 models. Schema changes go through Alembic (app/store/migrations)."""
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
+    CheckConstraint,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -18,6 +22,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
+from sqlalchemy import event
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 NAMING = {
@@ -60,7 +65,9 @@ class Base(DeclarativeBase):
 
 ACCOUNT_STATUSES = ("active", "warned", "suspended", "terminated")
 ROLES = ("tenant", "reviewer", "admin", "platform")  # platform: the sending platform relaying carrier-side events
-REVIEW_STATUSES = ("pending", "approved", "rejected")
+# withdrawn: approved once, then taken back by a reviewer (issue 15); never sendable again
+REVIEW_STATUSES = ("pending", "approved", "rejected", "withdrawn")
+_STATUS_CHECK = "status IN (" + ", ".join(f"'{s}'" for s in REVIEW_STATUSES) + ")"
 TEMPLATE_TYPES = ("verification", "notification", "promotional")
 
 
@@ -138,10 +145,18 @@ class Signature(Base):
     verdict: Mapped[dict[str, Any] | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # the queue's columns, derived from the verdict and the name (review_index, kept by the
+    # before_insert / before_update hooks below): the queue sorts, filters and groups in SQL
+    engine_verdict: Mapped[str | None] = mapped_column(String(8))
+    engine_score: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    engine_categories: Mapped[str] = mapped_column(Text, default="", server_default="")
+    risk: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    dup_key: Mapped[str] = mapped_column(String(64), default="", server_default="", index=True)
     decisions: Mapped[list["ReviewDecision"]] = relationship(
         primaryjoin="and_(ReviewDecision.subject_type == 'signature', "
                     "foreign(ReviewDecision.subject_id) == Signature.id)",
         order_by="ReviewDecision.id", viewonly=True)
+    __table_args__ = (CheckConstraint(_STATUS_CHECK, name="status"),)
 
 
 class Template(Base):
@@ -157,11 +172,18 @@ class Template(Base):
     verdict: Mapped[dict[str, Any] | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # the queue's columns (see Signature)
+    engine_verdict: Mapped[str | None] = mapped_column(String(8))
+    engine_score: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    engine_categories: Mapped[str] = mapped_column(Text, default="", server_default="")
+    risk: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    dup_key: Mapped[str] = mapped_column(String(64), default="", server_default="", index=True)
     signature: Mapped[Signature] = relationship()
     decisions: Mapped[list["ReviewDecision"]] = relationship(
         primaryjoin="and_(ReviewDecision.subject_type == 'template', "
                     "foreign(ReviewDecision.subject_id) == Template.id)",
         order_by="ReviewDecision.id", viewonly=True)
+    __table_args__ = (CheckConstraint(_STATUS_CHECK, name="status"),)
 
 
 class ReviewDecision(Base):
@@ -171,12 +193,26 @@ class ReviewDecision(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     subject_type: Mapped[str] = mapped_column(String(16))  # signature | template
     subject_id: Mapped[int] = mapped_column(Integer)
-    decision: Mapped[str] = mapped_column(String(16))  # approve | reject | pending
+    decision: Mapped[str] = mapped_column(String(16))  # approve | reject | pending | withdraw
     actor: Mapped[str] = mapped_column(String(128))  # "system", "key:<public>", "user:<name>"
     verdict: Mapped[dict[str, Any] | None]
     reason: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     __table_args__ = (Index("ix_review_decisions_subject", "subject_type", "subject_id"),)
+
+
+class ReviewClaim(Base):
+    """A reviewer working on a pending signature or template (issue 15): one row per item, held
+    until ``expires_at`` (the database's clock, app/services/claims.py), deleted on decision.
+    Shared by every worker and machine; taken with one conditional upsert, so two reviewers
+    opening an item at once cannot both hold it."""
+
+    __tablename__ = "review_claims"
+    subject_type: Mapped[str] = mapped_column(String(16), primary_key=True)  # signature | template
+    subject_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    actor: Mapped[str] = mapped_column(String(128), index=True)  # "user:<name>"
+    claimed_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
 
 
 class Complaint(Base):
@@ -293,3 +329,62 @@ class SendCounter(Base):
 Index("ix_complaints_account_id_created_at", Complaint.account_id, Complaint.created_at)
 Index("ix_account_state_changes_account_id_created_at", AccountStateChange.account_id,
       AccountStateChange.created_at)
+
+
+# --------------------------------------------------------------------------- the review queue's columns
+
+#: categories that never change a verdict (rules/policy.yaml ``informational``): they do not
+#: make an item "flagged"
+INFORMATIONAL_CATEGORIES = frozenset({"marketing"})
+#: Signature/Template.risk: 3 the engine says reject; 2 review with a (non-informational)
+#: category: "flagged", approving needs a confirmation; 1 review (lint, policy); 0 allow / none
+RISK_REJECT, RISK_FLAGGED, RISK_REVIEW, RISK_NONE = 3, 2, 1, 0
+
+
+def risk_of(verdict: dict | None) -> int:
+    v = verdict or {}
+    outcome = v.get("verdict")
+    if outcome == "reject":
+        return RISK_REJECT
+    if outcome == "review":
+        cats = set(v.get("categories") or ())
+        return RISK_FLAGGED if cats - INFORMATIONAL_CATEGORIES else RISK_REVIEW
+    return RISK_NONE
+
+
+def dup_key(kind: str, text: str, label: str = "", variables: Any = None, region: str | None = None) -> str:
+    """Identical submissions (same kind, type, text, variables and region) share this key: the
+    queue shows them as one row. Migration 0005 fills it for existing rows the same way."""
+    doc = [kind, label or "", text or "", variables or {}, region or ""]
+    raw = json.dumps(doc, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:32]
+
+
+def review_index(kind: str, item) -> dict[str, Any]:
+    """The queue columns of a signature or template, from its verdict and text."""
+    v = item.verdict or {}
+    cats = [str(c) for c in v.get("categories") or ()]
+    try:
+        score = float(v.get("score") or 0.0)
+    except (TypeError, ValueError):
+        score = 0.0
+    if kind == "signature":
+        key = dup_key("signature", item.name, "signature")
+    else:
+        key = dup_key("template", item.content, item.type, item.variables, item.region)
+    return {"engine_verdict": v.get("verdict"), "engine_score": score,
+            "engine_categories": ("," + ",".join(cats) + ",") if cats else "",
+            "risk": risk_of(v), "dup_key": key}
+
+
+def _indexer(kind: str):
+    def hook(_mapper, _conn, target) -> None:
+        for k, val in review_index(kind, target).items():
+            if getattr(target, k) != val:
+                setattr(target, k, val)
+    return hook
+
+
+for _model, _kind in ((Signature, "signature"), (Template, "template")):
+    event.listen(_model, "before_insert", _indexer(_kind))
+    event.listen(_model, "before_update", _indexer(_kind))

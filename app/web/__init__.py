@@ -15,6 +15,9 @@
 - security headers on every page (a Content-Security-Policy allowing only this site's own
   assets, so pages use static/ files and no inline script), ``Cache-Control: no-store``.
 
+The pages are in Simplified Chinese by default and in English on choice (app/web/i18n.py:
+Flask-Babel, the catalogue in app/translations/; wrap a page's strings with ``_()``).
+
 Templates live flat in app/web/templates/ (``base.html`` has the nav with a ``nav_extra`` block
 for more items, a ``title`` and a ``content`` block); static files in app/web/static/ under
 /web/static/.
@@ -32,7 +35,7 @@ from werkzeug.exceptions import HTTPException
 log = logging.getLogger("smsguard.web")
 
 # page modules of this package; each defines `bp` (made with web_blueprint)
-PAGES = ("auth", "review", "accounts")
+PAGES = ("auth", "i18n", "review", "accounts", "dashboard", "feedback")
 
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
@@ -51,36 +54,34 @@ def web_blueprint(name: str, import_name: str, **kwargs) -> Blueprint:
 
 
 def _html_error(exc: HTTPException):
+    from flask_babel import gettext
+
+    from app.web.i18n import error_text, error_title
+
     status = exc.code or 500
     if isinstance(exc, CSRFError):
-        message = ("This form has expired or did not come from this site. Go back, reload the page "
-                   "and try again.")
+        message = gettext("This form has expired or did not come from this site. Go back, reload the page "
+                          "and try again.")
     else:
-        message = exc.description or exc.name
-    return render_template("error.html", status=status, title=exc.name, message=message), status
+        message = error_text(exc)
+    return render_template("error.html", status=status, title=error_title(exc), message=message), status
 
 
 def _html_crash(exc: Exception):
+    from flask_babel import gettext
+
     if isinstance(exc, HTTPException):  # pragma: no cover - routed to _html_error first
         return _html_error(exc)
     log.exception("unhandled error on %s %s", request.method, request.path)
-    return render_template("error.html", status=500, title="Internal server error",
-                           message="The page failed; the error has been logged."), 500
+    return render_template("error.html", status=500, title=gettext("Internal server error"),
+                           message=gettext("The page failed; the error has been logged.")), 500
 
 
 def _age(value: datetime | None) -> str:
-    """'3d 4h', '2h 5m', '7m', 'just now'."""
-    if value is None:
-        return ""
-    secs = int((datetime.now(UTC) - value).total_seconds())
-    if secs < 60:
-        return "just now"
-    mins, hours, days = secs // 60, secs // 3600, secs // 86400
-    if days:
-        return f"{days}d {hours % 24}h"
-    if hours:
-        return f"{hours}h {mins % 60}m"
-    return f"{mins}m"
+    """'3d 4h', '2h 5m', '7m', 'just now', in the page's language (app/web/i18n.py)."""
+    from app.web.i18n import age
+
+    return age(value)
 
 
 def _when(value: datetime | None) -> str:
@@ -98,6 +99,9 @@ def init_web(app: Flask) -> None:
         SESSION_COOKIE_SECURE=bool(settings and settings.session_cookie_secure),
         SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax")
     csrf.init_app(app)
+    from app.web.i18n import init_i18n
+
+    init_i18n(app)
     app.register_blueprint(assets)
     names = {assets.name}
     for page in PAGES:

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from flask import abort, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask_babel import gettext, ngettext
 from sqlalchemy import BigInteger, and_, bindparam, case, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -148,8 +149,11 @@ def login_required(view=None, *, role: str | tuple[str, ...] = "reviewer"):
                     return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
                 return redirect(url_for("auth.login"))
             if not _roles_ok(user, role):
-                abort(403, description=f"This page needs the {role if isinstance(role, str) else ' or '.join(role)} "
-                                       f"role; you are signed in as {user.role}.")
+                from app.web.i18n import label
+
+                needed = gettext(" or ").join(label(r, "role") for r in ((role,) if isinstance(role, str) else role))
+                abort(403, description=gettext("This page needs the %(role)s role; you are signed in as %(yours)s.",
+                                               role=needed, yours=label(user.role, "role")))
             return fn(*args, **kwargs)
 
         wrapper._login_role = role
@@ -303,13 +307,13 @@ def login():
     if wait:  # refused before any hashing
         minutes = math.ceil(wait / 60)
         return _refused(429, wait, next_url, username,
-                        f"Too many failed sign-in attempts. Try again in {minutes} minute"
-                        f"{'s' if minutes != 1 else ''}.")
+                        ngettext("Too many failed sign-in attempts. Try again in %(num)s minute.",
+                                 "Too many failed sign-in attempts. Try again in %(num)s minutes.", minutes))
     gate = current_app.extensions["smsguard.login_gate"]
     with _db().session() as s:
         if not gate.acquire(blocking=False):  # hashing at capacity: answer now, never queue
             log.info("sign-in busy", extra={"user": username})
-            return _refused(503, 1, next_url, username, "Sign-in is busy. Try again in a moment.")
+            return _refused(503, 1, next_url, username, gettext("Sign-in is busy. Try again in a moment."))
         try:
             row = users.authenticate(s, username, password)  # known or not: one argon2 verification
         finally:
@@ -318,13 +322,13 @@ def login():
     if found is None or found[2] not in ROLE_RANK:
         _record_failure(settings, counters)
         return render_template("login.html", next=next_url, username=username,
-                               error="Wrong username or password, or the user is disabled."), 401
+                               error=gettext("Wrong username or password, or the user is disabled.")), 401
     _clear_user(counters)
     session.clear()  # a fresh session: no fixation
     session.permanent = True
     session["uid"], session["pw"], session["at"] = found[0], found[3], int(_now())
     g.pop("web_user", None)
-    flash(f"Signed in as {found[1]}.", "ok")
+    flash(gettext("Signed in as %(user)s.", user=found[1]), "ok")
     return redirect(_safe_next(next_url))
 
 
@@ -340,5 +344,5 @@ def logout():
     session.clear()
     g.pop("web_user", None)
     if user is not None:
-        flash("Signed out.", "ok")
+        flash(gettext("Signed out."), "ok")
     return redirect(url_for("auth.login"))

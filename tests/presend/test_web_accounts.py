@@ -11,6 +11,15 @@ from app.store.models import Account, AccountStateChange, Complaint
 PASSWORD = "correct horse battery"
 
 
+@pytest.fixture(autouse=True)
+def _english_pages(monkeypatch):
+    """These tests assert the pages' English wording: their clients ask for English (the
+    language cookie; the default is Chinese, tests/review/test_i18n.py)."""
+    from tests.review.english import english_test_clients
+
+    english_test_clients(monkeypatch)
+
+
 def _csrf(html: str) -> str:
     m = re.search(r'name="csrf_token" value="([^"]+)"', html)
     assert m, "no csrf token in the page"
@@ -65,9 +74,14 @@ def test_admin_suspends_and_reinstates_with_a_note(app, db, seeded):
     # no note: refused with a message, nothing changes
     r = c.post("/accounts/ACME/suspend", data={"note": " ", "csrf_token": token}, follow_redirects=True)
     assert "needs a note" in r.text
-    r = c.post("/accounts/ACME/suspend", data={"note": "spam wave", "csrf_token": token}, follow_redirects=True)
+    # a note alone asks for confirmation (issue 15): nothing changes yet
+    r = c.post("/accounts/ACME/suspend", data={"note": "spam wave", "csrf_token": token})
+    assert r.status_code == 200 and 'id="confirm-suspend"' in r.text and 'id="account-status">active' in r.text
+    r = c.post("/accounts/ACME/suspend", data={"note": "spam wave", "csrf_token": token, "confirm": "ACME",
+                                                "expect": "active"}, follow_redirects=True)
     assert r.status_code == 200 and 'id="account-status">suspended' in r.text and "spam wave" in r.text
-    r = c.post("/accounts/ACME/reinstate", data={"note": "cleaned up", "csrf_token": token}, follow_redirects=True)
+    r = c.post("/accounts/ACME/reinstate", data={"note": "cleaned up", "csrf_token": token, "confirm": "ACME"},
+               follow_redirects=True)
     assert 'id="account-status">active' in r.text and "ACCT_MANUAL_REINSTATE" in r.text
     with db.session() as s:
         ch = s.scalars(sa.select(AccountStateChange).order_by(AccountStateChange.id)).all()

@@ -1,12 +1,23 @@
-"""Fixtures for the review tests: an approved signature, seeded templates, web users."""
+"""Fixtures for the review tests: an approved signature, seeded templates, web users.
+
+The pages default to Simplified Chinese; these tests assert their English wording, so every
+test client here asks for English (the language cookie, tests/review/english.py), except the
+tests of the language itself (test_i18n.py), which make their clients without it."""
 from __future__ import annotations
 
 import re
 
 import pytest
 
+from .english import english_test_clients
+
 GAMBLING = "${name}您好，百家乐新玩法上线，拒收请回复R"
 PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(autouse=True)
+def _english_pages(monkeypatch):
+    english_test_clients(monkeypatch)
 
 
 @pytest.fixture

@@ -120,9 +120,14 @@ def test_reject_from_the_page_then_the_api_reports_it(web, gambling_template, te
     again = web.post(f"/review/template/{tid}/decision", data={"decision": "approve", "csrf_token": token})
     assert again.status_code == 302
     assert "already rejected" in web.get(again.headers["Location"]).text
-    # the last one: approve it and land on the empty queue
+    # the last one: approve it and land on the empty queue (the engine flagged it as gambling:
+    # approving needs the confirmation box, issue 15)
     r = web.post(f"/review/template/{second['id']}/decision",
                  data={"decision": "approve", "csrf_token": token})
+    assert r.status_code == 302 and r.headers["Location"].endswith(f"/review/template/{second['id']}")
+    assert "confirm that you checked the findings" in web.get(r.headers["Location"]).text
+    r = web.post(f"/review/template/{second['id']}/decision",
+                 data={"decision": "approve", "confirm_flagged": "1", "csrf_token": token})
     assert r.status_code == 302 and r.headers["Location"].endswith("/review/")
     assert "Nothing waiting" in web.get("/review/").text
 
@@ -134,7 +139,7 @@ def test_decision_actor_is_the_user(web, gambling_template, db):
 
     token = csrf_of(web.get("/review/").text)
     web.post(f"/review/template/{gambling_template['id']}/decision",
-             data={"decision": "approve", "reason": "legal lottery", "csrf_token": token})
+             data={"decision": "approve", "reason": "legal lottery", "confirm_flagged": "1", "csrf_token": token})
     with db.session() as s:
         row = s.scalars(select(ReviewDecision).order_by(ReviewDecision.id.desc())).first()
     assert row.actor == "user:rita" and row.decision == "approve" and row.reason == "legal lottery"

@@ -3,6 +3,7 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 
 from app.store.models import Base
+import app.store.records  # noqa: F401 - the record of checks' tables (issue 16) join Base.metadata
 
 config = context.config
 url = config.get_main_option("sqlalchemy.url")

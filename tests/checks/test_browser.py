@@ -1,0 +1,164 @@
+"""End to end in Debian's Chromium (Playwright): a reviewer opens the dashboard (figures from
+checks made through the real API and a few days of seeded history), then decides a tenant's
+feedback on the feedback page: accepted with an allow term and a training example. Screenshots:
+test-artifacts/dashboard.png and test-artifacts/feedback.png."""
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from app.config import PROJECT_ROOT, Settings
+
+from .conftest import GAMBLING, PASSWORD, item, make_template
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = PROJECT_ROOT / "test-artifacts"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def live(tmp_path, moderator):
+    from werkzeug.serving import make_server
+
+    from app import create_app
+    from app.client import Client
+    from app.services import checks, keys, users
+    from app.store import migrate
+
+    url = f"sqlite:///{tmp_path / 'browser.db'}"
+    migrate.upgrade(url)
+    settings = Settings(instance_dir=tmp_path / "instance", database_url=url, model_dir=None,
+                        watch_rules=False, secret_key="browser-test-secret").resolved()
+    app = create_app(settings, moderator=moderator)
+    db = app.extensions["smsguard.db"]
+    tpl = make_template(db, "ACME")
+    make_template(db, "BETA")
+    with db.session() as s:
+        acme = keys.create(s, "ACME", "tenant", actor="test")
+        beta = keys.create(s, "BETA", "tenant", actor="test")
+        users.create(s, "rita", PASSWORD, "reviewer", actor="test")
+    # a week of history, hour by hour (the record of checks as the writer would have left it)
+    now = datetime.now(UTC)
+    hist = []
+    for h in range(7 * 24):
+        at = now - timedelta(hours=h + 1)
+        base = 6 + (h * 7) % 11 + (8 if 9 <= (at.hour + 8) % 24 <= 20 else 0)
+        for k in range(base):
+            acct = "ACME" if k % 3 else "BETA"
+            if k % 13 == 5:
+                hist.append(item(at, acct, "reject", ["gambling"], ["KW_GAMBLING_CASINO_GAME"]))
+            elif k % 17 == 7:
+                hist.append(item(at, acct, "review", ["fraud"], ["CLF_FRAUD"]))
+            elif k % 29 == 3:
+                hist.append(item(at, acct, "reject", ["fraud", "contraband"], ["KW_FRAUD_FAKE_INVOICE"]))
+            else:
+                hist.append(item(at, acct, "allow"))
+    checks.store(db, hist, "full", settings.secret_key)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    try:
+        # live traffic through the signed API: recorded by the background writer
+        a = Client(base, acme.public_key, acme.private_key)
+        b = Client(base, beta.public_key, beta.private_key)
+        for i in range(12):
+            a.post("/v1/messages/check", {"template_id": tpl, "phone": f"+86138{i:08d}", "params": {"code": "4829"},
+                                          "message_id": f"live-{i}"})
+        a.post("/v1/moderate", {"text": GAMBLING})
+        b.post("/v1/moderate", {"text": "加微信领取内部价，代开发票"})
+        fb = a.post("/v1/feedback", {"text": GAMBLING, "expected": "allow",
+                                     "note": "酒店娱乐场的正规推广 (our hotel's licensed casino)"})
+        assert app.extensions["smsguard.checks"].flush(10)
+        yield {"base": base, "feedback": fb, "app": app, "acme": a}
+    finally:
+        server.shutdown()
+        thread.join(5)
+        app.extensions["smsguard.checks"].close()
+        db.dispose()
+
+
+@pytest.fixture
+def page():
+    if not CHROMIUM.exists():
+        pytest.skip("/usr/bin/chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+        context = browser.new_context(viewport={"width": 1366, "height": 900}, locale="zh-CN")
+        pg = context.new_page()
+        pg.set_default_timeout(15000)
+        errors: list[str] = []
+        pg.on("pageerror", lambda exc: errors.append(str(exc)))
+        pg.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+        yield pg
+        context.close()
+        browser.close()
+        assert not errors, errors  # no script errors, no CSP violations
+
+
+def test_dashboard_and_a_feedback_item_decided(live, page):
+    from playwright.sync_api import expect
+
+    from app.web.i18n import COOKIE
+
+    base, fb = live["base"], live["feedback"]
+    # this reviewer reads the pages in English (they are Chinese by default): the switcher's cookie
+    page.context.add_cookies([{"name": COOKIE, "value": "en", "url": base}])
+    page.goto(f"{base}/dashboard")
+    expect(page).to_have_url(f"{base}/login?next=/dashboard")
+    page.fill("input[name=username]", "rita")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page).to_have_url(f"{base}/dashboard")
+
+    expect(page.locator("#volume-chart")).to_be_visible()
+    checks_total = int(page.locator("#kpi-checks").inner_text().replace(",", ""))
+    assert checks_total > 1000
+    expect(page.locator("#by-category tr[data-name=gambling]")).to_be_visible()
+    expect(page.locator("#by-account tr[data-name=ACME]")).to_be_visible()
+    expect(page.locator("#volume-chart g.bar")).to_have_count(7)  # the last 7 UTC days, today included
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+
+    # one account, the last 24 hours by the hour
+    page.select_option("#f-range", "24h")
+    page.fill("input[name=account]", "ACME")
+    page.click("#dash-filters button[type=submit]")
+    expect(page.locator("h1")).to_contain_text("ACME")
+    assert page.locator("#volume-chart g.bar").count() == 24
+    expect(page.locator("#by-account")).to_have_count(0)
+
+    # the feedback page: the tenant's item, the suggested allow term, accept with a training example
+    page.click("#nav-feedback")
+    expect(page).to_have_url(f"{base}/review/feedback")
+    item_ = page.locator(f"#feedback-{fb['id']}")
+    expect(item_).to_contain_text("hotel's licensed casino")
+    expect(item_.locator("mark").first).to_be_visible()
+    item_.locator("input[value=account_allow_term]").check()
+    term = item_.locator("input[name=allow_term]")
+    assert term.input_value()  # suggested from the keyword that decided the verdict
+    term.fill("澳门百家乐")
+    item_.locator("input[value=training_example]").check()
+    item_.locator("input[name=note]").fill("licensed venue: allowed for ACME")
+    page.screenshot(path=str(ARTIFACTS / "feedback-pending.png"), full_page=True)
+    item_.locator("button[value=accept]").click()
+    expect(page.locator(".flash.ok").first).to_contain_text(f"Accepted feedback #{fb['id']}")
+    expect(page.locator("#feedback-empty")).to_be_visible()
+    page.click(".tabs a:has-text('Accepted')")
+    done = page.locator(f"#feedback-{fb['id']}")
+    expect(done).to_contain_text("澳门百家乐")
+    expect(done).to_contain_text("training example #")
+    page.screenshot(path=str(ARTIFACTS / "feedback.png"), full_page=True)
+
+    # the signed API agrees
+    got = live["acme"].get(f"/v1/feedback/{fb['id']}")
+    assert got["status"] == "accepted" and {a["action"] for a in got["actions"]} == {"account_allow_term",
+                                                                                     "training_example"}
