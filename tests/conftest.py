@@ -156,3 +156,63 @@ def runner(settings, monkeypatch):
 def pytest_report_header(config):
     return [f"database engines: {', '.join(ENGINES)}",
             f"shipped model: {'present' if (MODEL_DIR / 'metadata.json').exists() else 'absent'}"]
+
+
+# --------------------------------------------------------------------------- browser tests
+CHROMIUM = Path("/usr/bin/chromium")
+BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture
+def serve():
+    """``serve(app) -> base URL``: the app served by a real server in a thread until the test ends."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    running = []
+
+    def start(app) -> str:
+        server = make_server("127.0.0.1", 0, app, threaded=True)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        running.append((server, thread))
+        return f"http://127.0.0.1:{server.server_port}"
+
+    yield start
+    for server, thread in running:
+        server.shutdown()
+        thread.join(5)
+
+
+@pytest.fixture
+def browser():
+    """``browser() -> page``: new Chromium pages (Debian's /usr/bin/chromium, Playwright's sync
+    API), each in its own context (its own cookies: one per person); the test fails on any script
+    error or CSP violation in any of them."""
+    if not CHROMIUM.exists():
+        pytest.skip("/usr/bin/chromium is not installed (apt-get install chromium; .ci/run installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=BROWSER_ARGS)
+        errors: list[str] = []
+
+        def new_page(width: int = 1440, height: int = 900):
+            context = b.new_context(viewport={"width": width, "height": height}, locale="zh-CN")
+            pg = context.new_page()
+            pg.set_default_timeout(15000)
+            pg.on("pageerror", lambda exc: errors.append(str(exc)))
+            pg.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+            return pg
+
+        yield new_page
+        b.close()
+        assert not errors, errors  # no script errors, no CSP violations
+
+
+@pytest.fixture
+def page(browser):
+    """One Chromium page (see ``browser``)."""
+    return browser(1366, 900)

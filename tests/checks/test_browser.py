@@ -4,9 +4,7 @@ feedback on the feedback page: accepted with an allow term and a training exampl
 test-artifacts/dashboard.png and test-artifacts/feedback.png."""
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -14,18 +12,13 @@ from app.config import PROJECT_ROOT, Settings
 
 from .conftest import GAMBLING, PASSWORD, item, make_template
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
-def live(tmp_path, moderator):
-    from werkzeug.serving import make_server
-
+def live(tmp_path, moderator, serve):
     from app import create_app
     from app.client import Client
     from app.services import checks, keys, users
@@ -60,10 +53,7 @@ def live(tmp_path, moderator):
             else:
                 hist.append(item(at, acct, "allow"))
     checks.store(db, hist, "full", settings.secret_key)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{server.server_port}"
+    base = serve(app)
     try:
         # live traffic through the signed API: recorded by the background writer
         a = Client(base, acme.public_key, acme.private_key)
@@ -78,30 +68,9 @@ def live(tmp_path, moderator):
         assert app.extensions["smsguard.checks"].flush(10)
         yield {"base": base, "feedback": fb, "app": app, "acme": a}
     finally:
-        server.shutdown()
-        thread.join(5)
         app.extensions["smsguard.checks"].close()
         db.dispose()
 
-
-@pytest.fixture
-def page():
-    if not CHROMIUM.exists():
-        pytest.skip("/usr/bin/chromium is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
-        context = browser.new_context(viewport={"width": 1366, "height": 900}, locale="zh-CN")
-        pg = context.new_page()
-        pg.set_default_timeout(15000)
-        errors: list[str] = []
-        pg.on("pageerror", lambda exc: errors.append(str(exc)))
-        pg.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-        yield pg
-        context.close()
-        browser.close()
-        assert not errors, errors  # no script errors, no CSP violations
 
 
 def test_dashboard_and_a_feedback_item_decided(live, page):

@@ -13,7 +13,6 @@ as boxes in the screenshots; the tests do not depend on it."""
 from __future__ import annotations
 
 import re
-import threading
 from pathlib import Path
 
 import pytest
@@ -21,10 +20,7 @@ import pytest
 from app.config import PROJECT_ROOT, Settings
 from app.web.i18n import COOKIE
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
 CONTENT = "${name}您好，百家乐新玩法上线，拒收请回复R"
 PASSWORD = "correct horse battery"
 REASON = "赌博推广：百家乐 (gambling promotion)"
@@ -33,10 +29,8 @@ pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
-def live(tmp_path, moderator):
+def live(tmp_path, moderator, serve):
     """The app over a migrated temp SQLite database, served by a real server in a thread."""
-    from werkzeug.serving import make_server
-
     from app import create_app
     from app.services import keys, review, users
     from app.store import migrate
@@ -59,35 +53,12 @@ def live(tmp_path, moderator):
                                      actor="test")
         tpl_id, status, verdict = tpl.id, tpl.status, tpl.verdict
     assert status == "pending" and "gambling" in verdict["categories"], verdict
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    base = serve(app)
     try:
-        yield {"base": f"http://127.0.0.1:{server.server_port}", "tenant": tenant, "template_id": tpl_id}
+        yield {"base": base, "tenant": tenant, "template_id": tpl_id}
     finally:
-        server.shutdown()
-        thread.join(5)
         db.dispose()
 
-
-@pytest.fixture
-def page():
-    if not CHROMIUM.exists():
-        pytest.skip("/usr/bin/chromium is not installed (apt-get install chromium; .ci/run installs it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
-        context = browser.new_context(viewport={"width": 1366, "height": 820}, locale="zh-CN")
-        pg = context.new_page()
-        pg.set_default_timeout(15000)
-        errors: list[str] = []
-        pg.on("pageerror", lambda exc: errors.append(str(exc)))
-        pg.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-        yield pg
-        context.close()
-        browser.close()
-        assert not errors, errors  # no script errors, no CSP violations
 
 
 def test_reviewer_rejects_a_gambling_template(live, page):
@@ -154,11 +125,9 @@ WITHDRAW_REASON = "签名冒用他人品牌，撤回批准"
 
 
 @pytest.fixture
-def workbench(tmp_path, moderator):
+def workbench(tmp_path, moderator, serve):
     """Two reviewers (rita, bob), a queue with a group of identical gambling texts from two
     accounts, other pending items, and an approved verification template of ACME."""
-    from werkzeug.serving import make_server
-
     from app import create_app
     from app.services import keys, review, users
     from app.store import migrate
@@ -199,38 +168,13 @@ def workbench(tmp_path, moderator):
         s.add(Complaint(account_id="ACME", phone="+8613812345678", source="carrier", reason="营销短信骚扰",
                         external_id="c-1001"))
         s.add(Complaint(account_id="ACME", phone="+8613900001111", source="user", reason="未订阅"))
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    base = serve(app)
     try:
-        yield {"base": f"http://127.0.0.1:{server.server_port}", "tenant": tenant, "ids": ids}
+        yield {"base": base, "tenant": tenant, "ids": ids}
     finally:
-        server.shutdown()
-        thread.join(5)
         db.dispose()
 
 
-@pytest.fixture
-def browser():
-    if not CHROMIUM.exists():
-        pytest.skip("/usr/bin/chromium is not installed (apt-get install chromium; .ci/run installs it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
-        errors: list[str] = []
-
-        def new_page():
-            context = b.new_context(viewport={"width": 1440, "height": 900}, locale="zh-CN")
-            pg = context.new_page()
-            pg.set_default_timeout(15000)
-            pg.on("pageerror", lambda exc: errors.append(str(exc)))
-            pg.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-            return pg
-
-        yield new_page
-        b.close()
-        assert not errors, errors  # no script errors, no CSP violations
 
 
 def _sign_in(page, base: str, username: str) -> None:
