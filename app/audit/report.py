@@ -232,7 +232,10 @@ def _time_chart(times: dict[str, Counter], width: int = 1000, height: int = 240)
     for frac in (0, 0.5, 1):
         y = top + plot_h * (1 - frac)
         parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e1e4e8"/>')
-        parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{int(vmax * frac):,}</text>')
+        v = vmax * frac
+        if v != int(v):  # the middle line of an odd maximum: no label rather than a rounded one
+            continue
+        parts.append(f'<text class="ylab" x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{int(v):,}</text>')
     for i, k in enumerate(keys):
         cnt = buckets.get(k)
         if not cnt:

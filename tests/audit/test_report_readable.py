@@ -74,6 +74,14 @@ def test_bars_stand_where_their_time_is():
     assert x2 - x1 == pytest.approx(9 * slot, rel=0.01)
 
 
+@pytest.mark.parametrize("peak, labels", [(1, ["0", "1"]), (3, ["0", "3"]), (4, ["0", "2", "4"]),
+                                          (2000, ["0", "1,000", "2,000"])])
+def test_the_count_axis_never_repeats_or_rounds_a_label(peak, labels):
+    """Bottom to top. A busiest bucket of one message used to read "0, 0, 1"."""
+    svg = _chart({"2026-11-01T10": {"allow": peak}, "2026-11-01T11": {"allow": 1}})
+    assert re.findall(r'<text class="ylab"[^>]*>([^<]*)</text>', svg) == labels
+
+
 @pytest.mark.parametrize("value, shown", [(12.6215, "12.6"), (10, "10.0"), (10.0, "10.0"), (9.96, "9.9"),
                                           (4.85, "4.8"), (0.3, "0.3"), (0, "0.0"), (-0.04, "0.0"),
                                           (-2.5, "-2.5"), (None, "–"), ("x", "–"), (float("nan"), "–")])
