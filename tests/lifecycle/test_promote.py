@@ -4,6 +4,7 @@ a model that cannot be used is refused and the model in force stays."""
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 import threading
@@ -150,8 +151,11 @@ def test_a_corrupt_model_is_refused_and_the_old_one_kept(service, signed, cli_en
     assert not (settings.instance_dir / "model-current").exists()
     # written by hand, the service refuses it too: the model in force stays and says why
     errors0 = _metric("smsguard_model_switch_errors_total")
-    (settings.instance_dir / "model-current").write_text(str(corrupt), encoding="utf-8")
-    assert _wait_for(lambda: "warnings" in _ready(app))
+    # (whole, as `promote` writes it: a reader must not catch the file half written)
+    tmp = settings.instance_dir / ".model-current.tmp"
+    tmp.write_text(str(corrupt), encoding="utf-8")
+    os.replace(tmp, settings.instance_dir / "model-current")
+    assert _wait_for(lambda: _ready(app).get("model_promoted") == str(corrupt))
     body = _ready(app)
     assert body["status"] == "ready" and body["model_version"] == bad_v
     assert body["model_promoted"] == str(corrupt)
