@@ -623,9 +623,11 @@ class PresendService:
         return cached[1]
 
     # -- helpers
-    def _decide(self, hits: list[Hit]) -> Verdict:
+    def _decide(self, hits: list[Hit], model_version: str | None = None) -> Verdict:
+        """The policy on ``hits``; ``model_version``: of the model whose hits these are (a content
+        verdict re-decided with more hits keeps its own, even across a model switch)."""
         rs = self.moderator.ruleset
-        return rs.policy.decide(hits, rs.version, self.moderator.model_version)
+        return rs.policy.decide(hits, rs.version, model_version or self.moderator.model_version)
 
     def _forces(self, h: Hit) -> bool:
         """Does this hit still force reject after the operator's overrides?"""
@@ -716,7 +718,8 @@ class PresendService:
                     final = self._gate(fh, extra)
             # 7. content
             if final is None:
-                final = st.content if not extra else self._decide(list(st.content.reasons) + extra)
+                final = st.content if not extra else self._decide(list(st.content.reasons) + extra,
+                                                                      st.content.model_version)
             count_volume(s, req.account_id, final.allowed, now.date())
             return CheckResult(final, message_id, st.text, rcpt.e164)
 

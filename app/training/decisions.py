@@ -262,23 +262,6 @@ def to_rows(lines: Iterable[dict], normalizer) -> list:
     return out
 
 
-def read_lines(path: str | os.PathLike) -> list[dict]:
-    """The lines of an exported file (ValueError naming a malformed line)."""
-    rows = []
-    with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                d = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{n}: not JSON ({exc.msg})") from None
-            if not isinstance(d, dict) or not isinstance(d.get("text"), str) or not isinstance(d.get("labels"), list):
-                raise ValueError(f"{path}:{n}: expected an object with a text and a labels list")
-            rows.append(d)
-    return rows
-
-
 def near_duplicates_of(keys: list[str], ref_keys: list[str], threshold: float = 0.6, seed: int = 13):
     """Boolean per key: is it an exact or near-duplicate (MinHash estimated Jaccard >=
     ``threshold``, the method of app/training/split.py) of any of ``ref_keys``?"""
