@@ -16,7 +16,7 @@ from app import metrics
 from app.api import auth
 from app.api.auth import principal, require, scope_account
 from app.api.problems import Problem
-from app.api.schemas import StrictSchema, VerdictSchema
+from app.api.schemas import StrictBoolean, StrictSchema, VerdictSchema
 from app.services.presend import CheckRequest, PresendService
 
 blp = Blueprint("messages", __name__, url_prefix="/v1/messages",
@@ -42,6 +42,11 @@ class CheckIn(StrictSchema):
                                                             "else 422"})
     account = fields.String(load_default=None, validate=validate.Length(1, 64),
                             metadata={"description": "admins name the account; a tenant's own is implied"})
+    explain = StrictBoolean(load_default=False,
+                             metadata={"description": "true: the answer carries the Verdict's `explanation` "
+                                                      "(each reason's points, the thresholds, what decided it). "
+                                                      "Left out by default to keep the per-message answer small; "
+                                                      "the record of checks (GET /v1/checks/<id>) always has it"})
 
     @validates_schema
     def _params(self, data, **_):
@@ -75,12 +80,13 @@ def load_check(data) -> dict:
     if type(data) is dict and data.keys() <= _CHECK_KEYS and data.get("send_at") is None:
         tid, params = data.get("template_id"), data.get("params", {})
         phone, mid, acct = data.get("phone"), data.get("message_id"), data.get("account")
+        explain = data.get("explain", False)
         if (type(tid) is int and tid >= 1 and type(params) is dict and len(params) <= 50
                 and all(_str(k, 1, 32) and type(v) in PARAM_VALUE for k, v in params.items())
                 and _str(phone, 3, 32) and (mid is None or _str(mid, 1, 128))
-                and (acct is None or _str(acct, 1, 64))):
+                and (acct is None or _str(acct, 1, 64)) and type(explain) is bool):
             return {"template_id": tid, "params": params, "phone": phone, "message_id": mid,
-                    "send_at": None, "account": acct}
+                    "send_at": None, "account": acct, "explain": explain}
     try:
         return CHECK_IN.load(data if data is not None else {})
     except ValidationError as exc:
@@ -110,7 +116,8 @@ class Check(MethodView):
     def post(self):
         """Check one message before it is sent: account state, template and signature approved,
         params, opt-out, send window, frequency limits, then the content of the filled message.
-        Answers the Verdict plus message_id; a failed check is a reject whose reason names its rule."""
+        Answers the Verdict plus message_id (without `explanation` unless the body asks with
+        `"explain": true`); a failed check is a reject whose reason names its rule."""
         body = load_check(request.get_json(silent=True))
         if principal().role == "tenant" and body["account"] not in (None, principal().account_id):
             scope_account(body["account"])  # 404, as if it did not exist
@@ -121,5 +128,5 @@ class Check(MethodView):
         auth.nonce_committed()
         metrics.VERDICTS.labels("presend", result.verdict.verdict).inc()
         # the Verdict JSON is already exact: serialise it directly (CheckOut documents it)
-        return current_app.response_class(json.dumps(result.to_dict(), ensure_ascii=False),
+        return current_app.response_class(json.dumps(result.to_dict(explain=body["explain"]), ensure_ascii=False),
                                           mimetype="application/json")

@@ -10,6 +10,15 @@ class StrictSchema(Schema):
         ordered = True
 
 
+class StrictBoolean(fields.Boolean):
+    """JSON true or false only: no 1, "yes" or "on" (a flag that changes an answer is not guessed)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if type(value) is not bool:
+            raise self.make_error("invalid")
+        return value
+
+
 class PartSchema(Schema):
     group = fields.String(required=True)
     evidence = fields.String(required=True)

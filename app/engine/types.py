@@ -302,7 +302,8 @@ class Verdict:
         return ex._sentence(self, self.reasons[by] if by is not None else None,
                             dict(ex.notes).get(by, ()) if by is not None else ())
 
-    def to_dict(self) -> dict:
+    def to_dict(self, explain: bool = True) -> dict:
+        """The Verdict JSON; ``explain=False`` leaves the explanation out (and does not build it)."""
         d = {
             "verdict": self.verdict,
             "categories": list(self.categories),
@@ -313,7 +314,7 @@ class Verdict:
             "forced_by": self.forced_by,
             "subcategories": list(self.subcategories),
         }
-        if self.explanation is not None:
+        if explain and self.explanation is not None:
             d["explanation"] = self.explanation.to_dict(self)
         return d
 

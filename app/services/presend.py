@@ -571,8 +571,9 @@ class CheckResult:
     text: str | None
     phone: str
 
-    def to_dict(self) -> dict:
-        d = self.verdict.to_dict()
+    def to_dict(self, explain: bool = True) -> dict:
+        """The answer: the Verdict (its explanation only when asked), message_id, phone, text."""
+        d = self.verdict.to_dict(explain=explain)
         d["message_id"] = self.message_id
         d["phone"] = self.phone
         d["text"] = self.text

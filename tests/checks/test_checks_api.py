@@ -196,15 +196,27 @@ def test_tampered_or_foreign_cursors_are_400(tenant, seeded):
 
 
 def test_detail_has_the_full_verdict(tenant, acme_template, flush):
+    # the pre-send answer is short (no explanation) unless asked; the record always has it
     answer = presend(tenant, acme_template, message_id="m-d")
+    explained = presend(tenant, acme_template, phone="+8613800138001", message_id="m-e", explain=True)
+    assert "explanation" not in answer and explained["explanation"]["decision"]
     flush()
     [it] = tenant.get("/v1/checks", query={"message_id": "m-d"}).json["items"]
     d = tenant.get(f"/v1/checks/{it['id']}").json
     for k in ("verdict", "categories", "score", "reasons", "ruleset_version", "model_version", "forced_by"):
         assert d["result"][k] == answer[k]
-    assert d["result"]["explanation"] == answer["explanation"]
+    assert d["result"]["explanation"] == explained["explanation"]
     assert d["message_id"] == "m-d" and d["template_id"] == acme_template and d["complaints"] == []
     assert d["feedback"] == []
+
+
+@pytest.mark.parametrize("explain", ["yes", 1, None, [True]])
+def test_explain_must_be_a_boolean(tenant, acme_template, explain):
+    body = {"template_id": acme_template, "phone": "+8613800138000", "params": {"code": "482915"},
+            "explain": explain}
+    r = tenant.post("/v1/messages/check", body)
+    assert r.status_code == 422 and r.mimetype == "application/problem+json"
+    assert "explain" in r.json["errors"]
 
 
 @pytest.mark.parametrize("path", ["/v1/checks/0", "/v1/checks/99999999", "/v1/checks/9223372036854775807",
