@@ -29,8 +29,9 @@ from sqlalchemy.orm import Session
 from app.services import events
 from app.services.errors import Conflict, Forbidden, NotFound
 from app.store.models import ReviewClaim, Signature, Template
+from app.store.records import Feedback
 
-MODELS = {"signature": Signature, "template": Template}
+MODELS = {"signature": Signature, "template": Template, "feedback": Feedback}
 DEFAULT_MINUTES = 10
 
 

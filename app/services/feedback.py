@@ -30,7 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.engine.classifier import INFORMATIONAL, LABELS, PROHIBITED
-from app.services import accounts, checks, events
+from app.services import accounts, checks, claims, events
 from app.services.errors import Conflict, Invalid, NotFound
 from app.store.records import CheckRecord, Feedback, TrainingExample
 
@@ -168,6 +168,7 @@ def decide(session: Session, feedback_id: int, decision: str, actor: str, action
     if fb.status != "pending":
         raise Conflict(f"feedback {feedback_id} was already {fb.status} by {fb.decided_by}",
                        feedback_status=fb.status)
+    claims.check_free(session, "feedback", feedback_id, actor)  # another reviewer holds it: 409
     if decision == "dismiss" and actions:
         raise Invalid("a dismissed feedback takes no actions", errors={"actions": ["not with dismiss"]})
     category = category or fb.category
@@ -211,6 +212,7 @@ def decide(session: Session, feedback_id: int, decision: str, actor: str, action
     fb.status = "accepted" if decision == "accept" else "dismissed"
     fb.decided_by, fb.decided_at, fb.decision_note, fb.actions = actor, datetime.now(UTC), note, done
     session.flush()
+    claims.release(session, "feedback", feedback_id)
     events.record(session, f"feedback.{fb.status}", actor, fb.account_id, subject=f"feedback:{fb.id}",
                   actions=done, note=note)
     return fb

@@ -3,8 +3,9 @@ grouped and paged in SQL, never loaded whole.
 
 - One row source, :func:`items`: ``UNION ALL`` of pending signatures and templates with the
   queue columns the models keep beside each verdict (``engine_verdict``, ``engine_score``,
-  ``engine_categories``, ``risk``, ``dup_key``: app/store/models.py ``review_index``) and the
-  item's live claim (outer join on ``review_claims``, by the claims' clock).
+  ``engine_categories``, ``risk``, ``dup_key``: app/store/models.py ``review_index``), pending
+  feedback on verdicts (issue 16: the same columns computed, see :func:`_feedback_columns`), and
+  the item's live claim (outer join on ``review_claims``, by the claims' clock).
 - Orders (:data:`SORTS`): ``risk`` (default) = risk descending (the engine says reject, then
   flagged with a category, then review, then allow), score descending, oldest first; ``age`` =
   oldest first. Ties break on kind and id, so every order is total (paging and j/k agree).
@@ -24,20 +25,25 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, and_, cast, func, literal_column, null, or_, select, true, union_all
+from sqlalchemy import Float, Integer, String, and_, case, cast, func, literal, literal_column, null, or_, select, true, union_all
 from sqlalchemy.orm import Session
 
 from app.services import claims
 from app.store.models import (
     RISK_FLAGGED,
+    RISK_REVIEW,
     TEMPLATE_TYPES,
     ReviewClaim,
     ReviewDecision,
     Signature,
     Template,
 )
+from app.store.records import Feedback
 
 SORTS = ("risk", "age")
+KINDS = ("signature", "template", "feedback")
+#: the type filter values: a signature, a template type, or feedback on a verdict
+TYPE_FILTERS = ("signature",) + TEMPLATE_TYPES + ("feedback",)
 VERDICTS = ("reject", "review", "allow")
 PAGE_SIZE = 50
 SEARCH_MAX = 200
@@ -85,6 +91,13 @@ class Row:
         return self.risk >= RISK_FLAGGED
 
     @property
+    def expected(self) -> str | None:
+        """A feedback row: what its sender expected (its risk encodes it, see feedback_risk)."""
+        if self.kind != "feedback":
+            return None
+        return "reject" if self.risk >= RISK_FLAGGED else "allow"
+
+    @property
     def score_text(self) -> str:
         """6, 6.5, 0.6: one decimal at most, no trailing zeros."""
         return f"{round(self.score, 1):g}"
@@ -116,12 +129,58 @@ def _cat_like(col, category: str):
     return col.contains(f",{category},", autoescape=True)
 
 
+def feedback_risk(expected: str | None) -> int:
+    """A feedback item's place in the risk order: "this should have been stopped" (expected
+    reject: prohibited content may be going out) ranks with flagged items, "this should have
+    gone" (a customer's message held back) with items the engine sends to review."""
+    return RISK_FLAGGED if expected == "reject" else RISK_REVIEW
+
+
+def _feedback_columns() -> list:
+    """Feedback as queue rows: the engine's verdict then, the category the sender named, a
+    risk from what they expected (:func:`feedback_risk`), score 0 (there is none to rank by),
+    and a dup_key of its own (feedback items are decided one by one, never grouped)."""
+    risk = case((Feedback.expected == "reject", RISK_FLAGGED), else_=RISK_REVIEW)
+    cats = case((Feedback.category.is_(None), literal("")), else_=literal(",") + Feedback.category + literal(","))
+    return [literal_column("'feedback'", String).label("kind"), Feedback.id.label("id"),
+            func.coalesce(Feedback.account_id, "").label("account_id"),
+            literal_column("'feedback'", String).label("label"),
+            func.coalesce(Feedback.text, "").label("text"), cast(null(), String).label("signature"),
+            Feedback.engine_verdict.label("verdict"), cast(literal(0.0), Float).label("score"),
+            cats.label("categories"), cast(risk, Integer).label("risk"),
+            (literal("feedback:") + cast(Feedback.id, String)).label("dup_key"),
+            Feedback.created_at.label("created_at"),
+            ReviewClaim.actor.label("claimed_by"), ReviewClaim.expires_at.label("claimed_until")]
+
+
+def _feedback_items(f: Filters, at: datetime):
+    q = (select(*_feedback_columns()).select_from(Feedback)
+         .outerjoin(ReviewClaim, claims.live_condition("feedback", Feedback.id, at))
+         .where(Feedback.status == "pending"))
+    if f.account_id:
+        q = q.where(Feedback.account_id == f.account_id)
+    if f.verdict == "allow":
+        q = q.where(or_(Feedback.engine_verdict == "allow", Feedback.engine_verdict.is_(None)))
+    elif f.verdict:
+        q = q.where(Feedback.engine_verdict == f.verdict)
+    if f.category:
+        q = q.where(Feedback.category == f.category)
+    if f.min_age is not None:
+        q = q.where(Feedback.created_at <= at - f.min_age)
+    if f.search:
+        q = q.where(Feedback.text.icontains(f.search, autoescape=True))
+    return q
+
+
 def items(f: Filters, at: datetime, kinds: tuple[str, ...] | None = None):
     """The queue's rows (a selectable): pending items matching the filters, with their live claim."""
     wanted = kinds or (("signature",) if f.type == "signature" else ("template",) if f.type in TEMPLATE_TYPES
-                       else ("signature", "template"))
+                       else ("feedback",) if f.type == "feedback" else KINDS)
     parts = []
     for kind in wanted:
+        if kind == "feedback":
+            parts.append(_feedback_items(f, at))
+            continue
         model = Signature if kind == "signature" else Template
         if kind == "signature":
             cols = [literal_column("'signature'", String).label("kind"), model.id.label("id"),
@@ -212,7 +271,7 @@ def page(session: Session, f: Filters, sort: str = "risk", number: int = 1, size
 def _rules(session: Session, keys: list[tuple[str, int]]) -> dict[tuple[str, int], tuple[str, ...]]:
     """The fired rules of the page's rows, read from their stored verdicts (one query per kind)."""
     out: dict[tuple[str, int], tuple[str, ...]] = {}
-    for kind, model in (("signature", Signature), ("template", Template)):
+    for kind, model in (("signature", Signature), ("template", Template), ("feedback", Feedback)):
         ids = [i for k, i in keys if k == kind]
         if not ids:
             continue
@@ -263,6 +322,15 @@ def stats(session: Session, limit_accounts: int = 200) -> dict[str, Any]:
             verdicts[v or "allow"] = verdicts.get(v or "allow", 0) + n
         accounts.update(session.scalars(select(model.account_id).where(pending).distinct()
                                         .order_by(model.account_id).limit(limit_accounts)))
+    pending = Feedback.status == "pending"
+    for c, n in session.execute(select(Feedback.category, func.count()).where(pending, Feedback.category.is_not(None))
+                                .group_by(Feedback.category)):
+        cats[c] = cats.get(c, 0) + n
+    for v, n in session.execute(select(Feedback.engine_verdict, func.count()).where(pending)
+                                .group_by(Feedback.engine_verdict)):
+        verdicts[v or "allow"] = verdicts.get(v or "allow", 0) + n
+    accounts.update(a for a in session.scalars(select(Feedback.account_id).where(pending).distinct()
+                                               .order_by(Feedback.account_id).limit(limit_accounts)) if a)
     return {"categories": dict(sorted(cats.items(), key=lambda kv: (-kv[1], kv[0]))),
             "verdicts": {v: verdicts.get(v, 0) for v in VERDICTS},
             "accounts": sorted(accounts)[:limit_accounts]}
@@ -271,6 +339,11 @@ def stats(session: Session, limit_accounts: int = 200) -> dict[str, Any]:
 # --------------------------------------------------------------------------- navigation
 
 def _key_of(session: Session, kind: str, item_id: int) -> dict | None:
+    if kind == "feedback":
+        r = session.execute(select(Feedback.expected, Feedback.created_at).where(Feedback.id == item_id)).first()
+        if r is None:
+            return None
+        return {"risk": feedback_risk(r[0]), "score": 0.0, "created_at": r[1], "kind": kind, "id": item_id}
     model = Signature if kind == "signature" else Template
     r = session.execute(select(model.risk, model.engine_score, model.created_at).where(model.id == item_id)).first()
     if r is None:

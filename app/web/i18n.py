@@ -146,10 +146,11 @@ def switch(code: str):
 # Each group's English label is the value itself; the catalogue gives the Chinese one.
 # (pybabel finds these through the literal calls below, one per value.)
 LABELS = {
-    "kind": {"signature": lazy_pgettext("kind", "signature"), "template": lazy_pgettext("kind", "template")},
+    "kind": {"signature": lazy_pgettext("kind", "signature"), "template": lazy_pgettext("kind", "template"),
+             "feedback": lazy_pgettext("kind", "feedback")},
     "type": {"signature": lazy_pgettext("type", "signature"), "verification": lazy_pgettext("type", "verification"),
              "notification": lazy_pgettext("type", "notification"),
-             "promotional": lazy_pgettext("type", "promotional")},
+             "promotional": lazy_pgettext("type", "promotional"), "feedback": lazy_pgettext("type", "feedback")},
     "status": {"pending": lazy_pgettext("status", "pending"), "approved": lazy_pgettext("status", "approved"),
                "rejected": lazy_pgettext("status", "rejected"), "withdrawn": lazy_pgettext("status", "withdrawn")},
     "decision": {"pending": lazy_pgettext("decision", "pending"), "approve": lazy_pgettext("decision", "approve"),

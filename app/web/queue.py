@@ -6,7 +6,7 @@ from __future__ import annotations
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext, ngettext
 
-from app.services import review, workbench
+from app.services import feedback as fbs, review, workbench
 from app.services.errors import ServiceError
 from app.store.models import INFORMATIONAL_CATEGORIES
 from app.web.auth import current_user, login_required
@@ -46,6 +46,8 @@ def queue():
     number = _page_number()
     with _db().session() as s:
         counts = review.counts(s)
+        counts["feedback"] = fbs.counts(s).get("pending", 0)
+        counts["all"] += counts["feedback"]
         stats = workbench.stats(s)
         page = workbench.page(s, _wb_filters(f), _sort(f), number)
 

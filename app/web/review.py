@@ -27,7 +27,7 @@ AGES = {"": (lazy_gettext("any age"), None), "1h": (lazy_gettext("waiting > 1 ho
         "7d": (lazy_gettext("waiting > 7 days"), timedelta(days=7))}
 TYPE_LABELS = {"": lazy_gettext("All"), "signature": lazy_gettext("Signatures"),
                "verification": lazy_gettext("Verification"), "notification": lazy_gettext("Notification"),
-               "promotional": lazy_gettext("Promotional")}
+               "promotional": lazy_gettext("Promotional"), "feedback": lazy_gettext("Feedback")}
 SORT_LABELS = {"risk": lazy_gettext("risk (engine verdict, score, then age)"),
                "age": lazy_gettext("age (oldest first)")}
 VAR_SPLIT = re.compile(r"(\$\{[^{}\s]*\})")
@@ -64,7 +64,7 @@ def _filters() -> dict[str, str]:
     to page in the query string."""
     f = {}
     t = request.values.get("type", "")
-    if t in review.TYPE_FILTERS:
+    if t in workbench.TYPE_FILTERS:
         f["type"] = t
     c = request.values.get("category", "").strip()
     if c and re.fullmatch(r"[a-z_]{1,64}", c):
@@ -100,8 +100,15 @@ def _sort(f: dict[str, str]) -> str:
     return f.get("sort", "risk")
 
 
+def _url_of(kind: str, item_id: int, f: dict[str, str]) -> str:
+    """An item's page, carrying the queue's filters (feedback has its own: app/web/feedback.py)."""
+    if kind == "feedback":
+        return url_for("feedback_pages.item", feedback_id=item_id, **f)
+    return url_for("review.item", kind=kind, item_id=item_id, **f)
+
+
 def _item_url(it, f: dict[str, str]) -> str | None:
-    return url_for("review.item", kind=it.kind, item_id=it.id, **f) if it else None
+    return _url_of(it.kind, it.id, f) if it else None
 
 
 def _per_million(x: float | None) -> str:
@@ -287,12 +294,12 @@ def withdraw(kind: str, item_id: int):
 def claim(kind: str, item_id: int):
     """``action=takeover`` (admins): take another reviewer's claim; ``action=release``: let go
     of one's own claim."""
-    if kind not in review.KINDS:
+    if kind not in workbench.KINDS:
         abort(404)
     f = _filters()
     user = current_user()
     action = request.form.get("action", "")
-    here = url_for("review.item", kind=kind, item_id=item_id, **f)
+    here = _url_of(kind, item_id, f)
     if action == "release":
         with _db().session(immediate=True) as s:
             claims.release(s, kind, item_id, actor=user.actor)
