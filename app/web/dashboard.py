@@ -110,6 +110,19 @@ def bars(rows: list[dict], width: int = 120) -> list[dict]:
     return out
 
 
+def default_range(now: datetime, rng: str, bucket: str | None) -> tuple[datetime, datetime, str]:
+    """(start, end, bucket) of a named range at ``now``: up to the end of the current hour; by
+    day, whole UTC days: the last N days, today (``now``'s UTC date) included."""
+    length, default_bucket = next(((r[2], r[3]) for r in RANGES if r[0] == rng))
+    end = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    bucket = bucket or default_bucket
+    if bucket == "day":
+        start = now.replace(hour=0, minute=0, second=0, microsecond=0) - length + timedelta(days=1)
+    else:
+        start = end - length
+    return start, end, bucket
+
+
 @bp.get("/dashboard")
 @login_required(role="reviewer")
 def dashboard():
@@ -129,12 +142,7 @@ def dashboard():
         end = _parse_time(args.get("to", ""), "to")
         if start is None and end is None:
             rng = rng or "7d"
-            length, default_bucket = next(((r[2], r[3]) for r in RANGES if r[0] == rng))
-            end = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-            start = end - length
-            bucket = bucket or default_bucket
-            if bucket == "day":  # whole UTC days: the last N days, today included
-                start = end.replace(hour=0) - length + timedelta(days=1)
+            start, end, bucket = default_range(now, rng, bucket)
         else:
             rng = ""
         start, end, bucket = stats_args({"from_": start, "to": end, "bucket": bucket})

@@ -1,7 +1,9 @@
 """End to end in Debian's Chromium (Playwright): a reviewer opens the dashboard (figures from
 checks made through the real API and a few days of seeded history), then decides a tenant's
-feedback on the feedback page: accepted with an allow term and a training example. Screenshots:
-test-artifacts/dashboard.png and test-artifacts/feedback.png."""
+feedback in the review queue: accepted with an allow term and a training example, then on to the
+next feedback item, dismissed. Screenshots: test-artifacts/dashboard.png, feedback-queue.png (the
+queue's feedback tab), feedback-pending.png (the item's page, its form filled) and feedback.png
+(the accepted item on the feedback page)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
@@ -65,8 +67,10 @@ def live(tmp_path, moderator, serve):
         b.post("/v1/moderate", {"text": "加微信领取内部价，代开发票"})
         fb = a.post("/v1/feedback", {"text": GAMBLING, "expected": "allow",
                                      "note": "酒店娱乐场的正规推广 (our hotel's licensed casino)"})
+        missed = a.post("/v1/feedback", {"text": "周末来玩两把，上分找我 vx kk8899", "expected": "reject",
+                                         "category": "gambling", "note": "a customer's agent sent this"})
         assert app.extensions["smsguard.checks"].flush(10)
-        yield {"base": base, "feedback": fb, "app": app, "acme": a}
+        yield {"base": base, "feedback": fb, "missed": missed, "app": app, "acme": a}
     finally:
         app.extensions["smsguard.checks"].close()
         db.dispose()
@@ -78,7 +82,7 @@ def test_dashboard_and_a_feedback_item_decided(live, page):
 
     from app.web.i18n import COOKIE
 
-    base, fb = live["base"], live["feedback"]
+    base, fb, missed = live["base"], live["feedback"], live["missed"]
     # this reviewer reads the pages in English (they are Chinese by default): the switcher's cookie
     page.context.add_cookies([{"name": COOKIE, "value": "en", "url": base}])
     page.goto(f"{base}/dashboard")
@@ -105,9 +109,19 @@ def test_dashboard_and_a_feedback_item_decided(live, page):
     assert page.locator("#volume-chart g.bar").count() == 24
     expect(page.locator("#by-account")).to_have_count(0)
 
-    # the feedback page: the tenant's item, the suggested allow term, accept with a training example
-    page.click("#nav-feedback")
-    expect(page).to_have_url(f"{base}/review/feedback")
+    # the review queue's feedback tab: both items, "should have been stopped" first
+    page.click("#nav-queue")
+    page.click(".tabs a[href$='type=feedback']")
+    rows = page.locator("table.queue tbody tr")
+    expect(rows).to_have_count(2)
+    expect(rows.nth(0)).to_contain_text(f"feedback #{missed['id']}")
+    expect(rows.nth(1)).to_contain_text(f"feedback #{fb['id']}")
+    expect(rows.nth(1).locator("input[name=sel]")).to_have_count(0)  # decided one by one
+    page.screenshot(path=str(ARTIFACTS / "feedback-queue.png"), full_page=True)
+
+    # the tenant's item: the suggested allow term, accept with a training example
+    rows.nth(1).locator("a[href*='/review/feedback/']").first.click()
+    expect(page.locator("#claim-banner")).to_contain_text("You hold this feedback")
     item_ = page.locator(f"#feedback-{fb['id']}")
     expect(item_).to_contain_text("hotel's licensed casino")
     expect(item_.locator("mark").first).to_be_visible()
@@ -119,8 +133,15 @@ def test_dashboard_and_a_feedback_item_decided(live, page):
     item_.locator("input[name=note]").fill("licensed venue: allowed for ACME")
     page.screenshot(path=str(ARTIFACTS / "feedback-pending.png"), full_page=True)
     item_.locator("button[value=accept]").click()
+    # on to the next free item in the queue's order: the other feedback, dismissed
     expect(page.locator(".flash.ok").first).to_contain_text(f"Accepted feedback #{fb['id']}")
-    expect(page.locator("#feedback-empty")).to_be_visible()
+    other = page.locator(f"#feedback-{missed['id']}")
+    expect(other).to_contain_text("a customer's agent sent this")
+    other.locator("button[value=dismiss]").click()
+    expect(page.locator(".flash.ok").first).to_contain_text(f"Dismissed feedback #{missed['id']}")
+    expect(page.locator("p.empty")).to_be_visible()  # the queue is empty
+
+    page.click("#nav-feedback")
     page.click(".tabs a:has-text('Accepted')")
     done = page.locator(f"#feedback-{fb['id']}")
     expect(done).to_contain_text("澳门百家乐")

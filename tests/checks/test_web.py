@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import sqlalchemy as sa
 
 from app.services import checks
@@ -110,3 +111,17 @@ def test_pages_render_in_the_default_language(app, web_user, db, tenant):
         r = c.get(path)
         assert r.status_code == 200, path
         assert 'lang="zh-Hans"' in r.text
+
+
+@pytest.mark.parametrize("hour", [0, 12, 23])
+def test_the_day_ranges_are_the_last_n_utc_days_today_included(hour):
+    """At any hour (23:xx UTC too, when the current hour ends at midnight) "last 7 days" is 7 bars."""
+    from app.web.dashboard import default_range
+
+    now = datetime(2026, 12, 4, hour, 40, tzinfo=UTC)
+    for rng, days in (("7d", 7), ("30d", 30)):
+        start, end, bucket = default_range(now, rng, None)
+        assert bucket == "day" and start == datetime(2026, 12, 4, tzinfo=UTC) - timedelta(days=days - 1)
+        assert end == now.replace(minute=0) + timedelta(hours=1)
+    start, end, bucket = default_range(now, "24h", None)
+    assert bucket == "hour" and end - start == timedelta(hours=24) and start < now < end
