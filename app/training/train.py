@@ -169,6 +169,11 @@ def fit_classifier(rows, tr: np.ndarray, params: dict, user_words: list[str], pr
         X_tr = vec.fit_transform([tokens[i] for i in tr])
         vec.analyzer = analyzer
     log(f"features: {X_tr.shape[1]} (user words {len(user_words)}) in {time.time() - t0:.0f}s")
+    # the category heads are fitted in threads on this one matrix: put it in canonical form
+    # (sorted indices, no duplicates) now, so that no fit sorts or prunes it in place while
+    # another thread reads it (seen once as "indices array has fewer than nnz elements")
+    X_tr.sum_duplicates()
+    X_tr.sort_indices()
     Y_tr = np.array([[lab in rows[i].labels for lab in LABELS] for i in tr], dtype=np.int8)
     n_feat = X_tr.shape[1]
     W = np.zeros((n_feat, len(LABELS)))
