@@ -128,3 +128,23 @@ def test_feedback_rows_are_not_bulk_decided(web, tenant, db):
 
 def test_unknown_feedback_page_is_404(web):
     assert web.get("/review/feedback/999999").status_code == 404
+
+
+def test_a_template_page_lists_the_accounts_pending_feedback(web, tenant, db):
+    """The account context of a template's page names the account's pending feedback and links
+    to its own page."""
+    from app.store.models import Signature, Template
+
+    fid = _file(tenant, "加我薇信 bc8866 带你上岸回血", "reject", category="gambling")
+    with db.session() as s:
+        sig = Signature(account_id="ACME", name="阿克米", status="approved")
+        s.add(sig)
+        s.flush()
+        tpl = Template(account_id="ACME", signature_id=sig.id, type="notification", content="您的订单已发货",
+                       variables={}, status="pending")
+        s.add(tpl)
+        s.flush()
+        tid = tpl.id
+    page = web.get(f"/review/template/{tid}").text
+    m = re.search(r'<ul class="ctx-list" id="account-pending">.*?</ul>', page, re.S)
+    assert m and f'href="/review/feedback/{fid}"' in m.group(0) and f"feedback #{fid}" in m.group(0)
