@@ -216,3 +216,16 @@ def browser():
 def page(browser):
     """One Chromium page (see ``browser``)."""
     return browser(1366, 900)
+
+
+def sign_in(page, base: str, username: str, password: str, at: str = "/review/") -> None:
+    """In a browser page: open ``at`` signed out, land on the sign-in form (``next=at``), sign in,
+    and be back at ``at`` (the browser tests' one way in)."""
+    from playwright.sync_api import expect
+
+    page.goto(f"{base}{at}")
+    expect(page).to_have_url(f"{base}/login?next={at}")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    expect(page).to_have_url(f"{base}{at}")

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from app.config import PROJECT_ROOT, Settings
+from tests.conftest import sign_in
 
 from .conftest import GAMBLING, PASSWORD, item, make_template
 
@@ -85,12 +86,7 @@ def test_dashboard_and_a_feedback_item_decided(live, page):
     base, fb, missed = live["base"], live["feedback"], live["missed"]
     # this reviewer reads the pages in English (they are Chinese by default): the switcher's cookie
     page.context.add_cookies([{"name": COOKIE, "value": "en", "url": base}])
-    page.goto(f"{base}/dashboard")
-    expect(page).to_have_url(f"{base}/login?next=/dashboard")
-    page.fill("input[name=username]", "rita")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    expect(page).to_have_url(f"{base}/dashboard")
+    sign_in(page, base, "rita", PASSWORD, at="/dashboard")
 
     expect(page.locator("#volume-chart")).to_be_visible()
     checks_total = int(page.locator("#kpi-checks").inner_text().replace(",", ""))

@@ -19,6 +19,7 @@ import pytest
 
 from app.config import PROJECT_ROOT, Settings
 from app.web.i18n import COOKIE
+from tests.conftest import sign_in
 
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
 CONTENT = "${name}您好，百家乐新玩法上线，拒收请回复R"
@@ -69,12 +70,7 @@ def test_reviewer_rejects_a_gambling_template(live, page):
     base, tid = live["base"], live["template_id"]
     # this reviewer chose English (the pages are Chinese by default): the switcher's cookie
     page.context.add_cookies([{"name": COOKIE, "value": "en", "url": base}])
-    page.goto(f"{base}/review/")
-    expect(page).to_have_url(f"{base}/login?next=/review/")
-    page.fill("input[name=username]", "rita")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    expect(page).to_have_url(f"{base}/review/")
+    sign_in(page, base, "rita", PASSWORD)
 
     # the queue: the template is there with its category and rule
     row = page.locator("tr[data-href]", has_text=f"template #{tid}")
@@ -177,14 +173,6 @@ def workbench(tmp_path, moderator, serve):
 
 
 
-def _sign_in(page, base: str, username: str) -> None:
-    page.goto(f"{base}/login")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{base}/review/")
-
-
 def _audit_report(tmp_path: Path) -> Path:
     """A small audit run (the shipped rules, no model: fast and stable) and its HTML report."""
     import json
@@ -239,8 +227,8 @@ def test_two_reviewers_claim_bulk_reject_and_withdraw(workbench, browser, tmp_pa
     expect(rita.locator("html")).to_have_attribute("lang", "zh-Hans")
     expect(rita.locator("h1")).to_have_text("登录")
     expect(rita.locator("#lang-switch #lang-en")).to_have_text("English")
-    _sign_in(rita, base, "rita")
-    _sign_in(bob, base, "bob")
+    sign_in(rita, base, "rita", PASSWORD)
+    sign_in(bob, base, "bob", PASSWORD)
     expect(rita.locator(".flash.ok").first).to_have_text("已登录：rita。")
     expect(rita.locator("h1")).to_have_text("审核队列")
     expect(rita.locator("#nav-accounts")).to_have_text("账户")
