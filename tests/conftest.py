@@ -229,3 +229,16 @@ def sign_in(page, base: str, username: str, password: str, at: str = "/review/")
     page.fill("input[name=password]", password)
     page.click("button[type=submit]")
     expect(page).to_have_url(f"{base}{at}")
+
+
+def browser_app(tmp_path: Path, moderator, name: str = "browser"):
+    """The app of a browser test: a migrated SQLite file in ``tmp_path``, no model folder, no
+    rule watcher, a fixed secret key, the session's ``moderator``; serve it with ``serve``."""
+    from app import create_app
+    from app.store import migrate
+
+    url = f"sqlite:///{tmp_path / f'{name}.db'}"
+    migrate.upgrade(url)
+    settings = Settings(instance_dir=tmp_path / "instance", database_url=url, model_dir=None,
+                        watch_rules=False, secret_key="browser-test-secret").resolved()
+    return create_app(settings, moderator=moderator)

@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from app.config import PROJECT_ROOT, Settings
-from tests.conftest import sign_in
+from app.config import PROJECT_ROOT
+from tests.conftest import browser_app, sign_in
 
 from .conftest import GAMBLING, PASSWORD, item, make_template
 
@@ -22,16 +22,11 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture
 def live(tmp_path, moderator, serve):
-    from app import create_app
     from app.client import Client
     from app.services import checks, keys, users
-    from app.store import migrate
 
-    url = f"sqlite:///{tmp_path / 'browser.db'}"
-    migrate.upgrade(url)
-    settings = Settings(instance_dir=tmp_path / "instance", database_url=url, model_dir=None,
-                        watch_rules=False, secret_key="browser-test-secret").resolved()
-    app = create_app(settings, moderator=moderator)
+    app = browser_app(tmp_path, moderator)
+    settings = app.config["SMSGUARD"]
     db = app.extensions["smsguard.db"]
     tpl = make_template(db, "ACME")
     make_template(db, "BETA")

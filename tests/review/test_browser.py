@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from app.config import PROJECT_ROOT, Settings
+from app.config import PROJECT_ROOT
 from app.web.i18n import COOKIE
-from tests.conftest import sign_in
+from tests.conftest import browser_app, sign_in
 
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
 CONTENT = "${name}您好，百家乐新玩法上线，拒收请回复R"
@@ -32,15 +32,9 @@ pytestmark = pytest.mark.browser
 @pytest.fixture
 def live(tmp_path, moderator, serve):
     """The app over a migrated temp SQLite database, served by a real server in a thread."""
-    from app import create_app
     from app.services import keys, review, users
-    from app.store import migrate
 
-    url = f"sqlite:///{tmp_path / 'browser.db'}"
-    migrate.upgrade(url)
-    settings = Settings(instance_dir=tmp_path / "instance", database_url=url, model_dir=None,
-                        watch_rules=False, secret_key="browser-test-secret").resolved()
-    app = create_app(settings, moderator=moderator)
+    app = browser_app(tmp_path, moderator)
     db = app.extensions["smsguard.db"]
     with db.session() as s:
         tenant = keys.create(s, "ACME", "tenant", actor="test")
@@ -124,15 +118,9 @@ WITHDRAW_REASON = "签名冒用他人品牌，撤回批准"
 def workbench(tmp_path, moderator, serve):
     """Two reviewers (rita, bob), a queue with a group of identical gambling texts from two
     accounts, other pending items, and an approved verification template of ACME."""
-    from app import create_app
     from app.services import keys, review, users
-    from app.store import migrate
 
-    url = f"sqlite:///{tmp_path / 'workbench.db'}"
-    migrate.upgrade(url)
-    settings = Settings(instance_dir=tmp_path / "instance", database_url=url, model_dir=None,
-                        watch_rules=False, secret_key="browser-test-secret").resolved()
-    app = create_app(settings, moderator=moderator)
+    app = browser_app(tmp_path, moderator, "workbench")
     db = app.extensions["smsguard.db"]
     ids: dict = {}
     with db.session() as s:
