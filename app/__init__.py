@@ -102,8 +102,9 @@ def create_app(settings: Settings | None = None, moderator=None) -> Flask:
     def _finish(resp):
         elapsed = time.perf_counter() - g.get("t0", time.perf_counter())
         endpoint = request.url_rule.rule if request.url_rule else "unmatched"
-        metrics.REQUESTS.labels(endpoint, request.method, str(resp.status_code)).inc()
-        metrics.LATENCY.labels(endpoint).observe(elapsed)
+        requests, latency = metrics.request_metrics(endpoint, request.method, resp.status_code)
+        requests.inc()
+        latency.observe(elapsed)
         resp.headers["X-Request-Id"] = g.get("request_id", "")
         p = g.get("principal")
         log.info("request", extra={"method": request.method, "path": request.path,

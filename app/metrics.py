@@ -2,6 +2,7 @@
 makes every worker write to a shared directory and /metrics sums them."""
 from __future__ import annotations
 
+import functools
 import os
 
 from prometheus_client import (
@@ -33,6 +34,22 @@ MODEL_SWITCH_ERRORS = Counter("smsguard_model_switch_errors_total",
 MODEL_SWITCH_FAILING = Gauge("smsguard_model_switch_failing",
                              "1 while the promoted model is refused by a worker (the model in force stays)",
                              multiprocess_mode="max")
+
+
+# Every request updates these: the labelled children are looked up once per label set, not on
+# each request (``labels()`` takes a lock and builds the key each time). The label sets are few
+# (routes x methods x statuses; sources x verdicts); the caches are bounded all the same.
+
+@functools.lru_cache(maxsize=1024)
+def request_metrics(endpoint: str, method: str, status: int):
+    """(the request counter, the latency histogram) of one route, method and status."""
+    return REQUESTS.labels(endpoint, method, str(status)), LATENCY.labels(endpoint)
+
+
+@functools.lru_cache(maxsize=64)
+def verdict_counter(source: str, verdict: str):
+    """smsguard_verdicts_total of one source (presend, moderate) and verdict."""
+    return VERDICTS.labels(source, verdict)
 
 
 def render() -> tuple[bytes, str]:

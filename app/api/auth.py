@@ -47,11 +47,11 @@ def _unauthorized(detail: str, reason: str) -> Problem:
 
 def verify_request() -> Principal:
     """Check the four headers, the key, the signature, the clock and the nonce."""
-    missing = [h for h in HEADERS if not request.headers.get(h)]
+    values = [request.headers.get(h) for h in HEADERS]
+    missing = [h for h, v in zip(HEADERS, values) if not v]
     if missing:
         raise _unauthorized(f"missing header(s): {', '.join(missing)}", "missing_header")
-    public_key = request.headers["X-Api-Key"]
-    ts, nonce, signature = (request.headers[h] for h in HEADERS[1:])
+    public_key, ts, nonce, signature = values
     if not NONCE.match(nonce):
         raise _unauthorized("X-Nonce must be 16-64 characters of letters, digits, '-', '_', '.', '~'", "bad_nonce")
     # digits only: int() would also take "+1764…", " 1764…" and "17_64…" (the signed string holds
@@ -67,9 +67,12 @@ def verify_request() -> Principal:
     db = current_app.extensions["smsguard.db"]
     if _defers_nonce():
         # the view stores the nonce in its own write transaction (consume_nonce): one commit per
-        # request; the key is only read here
+        # request; the key is only read here, on the connection the request keeps for that
+        # transaction (given back by release_connection at the end of the request)
+        hp = hotpath()
         try:
-            row = hotpath().read(KEY_SQL, {"pk": public_key})
+            hp.hold()
+            row = hp.read(KEY_SQL, {"pk": public_key})
         except Exception as exc:
             if not unavailable(exc):
                 raise
@@ -168,6 +171,13 @@ def hotpath() -> HotPath:
     if hp is None:
         hp = current_app.extensions["smsguard.hotpath"] = HotPath(current_app.extensions["smsguard.db"])
     return hp
+
+
+def release_connection(_exc=None) -> None:
+    """teardown_request: give back the connection a hot-path request held (HotPath.hold)."""
+    hp = current_app.extensions.get("smsguard.hotpath")
+    if hp is not None:
+        hp.release()
 
 
 # --- nonce stored by the view, in the view's own write transaction ----------------------------

@@ -7,13 +7,13 @@ from __future__ import annotations
 import json
 from datetime import UTC
 
-from flask import current_app, request
+from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import fields, validate, validates_schema, ValidationError
 
 from app import metrics
-from app.api import auth
+from app.api import auth, json_body
 from app.api.auth import principal, require, scope_account
 from app.api.problems import Problem
 from app.api.schemas import StrictBoolean, StrictSchema, VerdictSchema
@@ -118,7 +118,7 @@ class Check(MethodView):
         params, opt-out, send window, frequency limits, then the content of the filled message.
         Answers the Verdict plus message_id (without `explanation` unless the body asks with
         `"explain": true`); a failed check is a reject whose reason names its rule."""
-        body = load_check(request.get_json(silent=True))
+        body = load_check(json_body())  # parsed once, by the /v1 guard
         if principal().role == "tenant" and body["account"] not in (None, principal().account_id):
             scope_account(body["account"])  # 404, as if it did not exist
         account = scope_account(body["account"])
@@ -126,7 +126,7 @@ class Check(MethodView):
                            body["message_id"], body["send_at"])
         result = service().check(req, before_write=auth.consume_nonce)
         auth.nonce_committed()
-        metrics.VERDICTS.labels("presend", result.verdict.verdict).inc()
+        metrics.verdict_counter("presend", result.verdict.verdict).inc()
         # the Verdict JSON is already exact: serialise it directly (CheckOut documents it)
         return current_app.response_class(json.dumps(result.to_dict(explain=body["explain"]), ensure_ascii=False),
                                           mimetype="application/json")

@@ -39,7 +39,7 @@ class Moderate(MethodView):
         account = p.account_id if p.role == "tenant" else body["account"]
         lists = current_app.extensions["smsguard.lists"].get(account)
         verdict = current_app.extensions["smsguard.moderator"].check(body["text"], account_lists=lists)
-        metrics.VERDICTS.labels("moderate", verdict.verdict).inc()
+        metrics.verdict_counter("moderate", verdict.verdict).inc()
         # the record of checks: a tenant's own traffic; a reviewer's or admin's call is recorded
         # without an account (trying a text against an account's lists is not that account's traffic)
         checks.record_moderate(current_app, account if p.role == "tenant" else None, body["text"], verdict)

@@ -373,6 +373,11 @@ _CN_MOBILE = _cn_mobile_pattern()
 _CN_ZONES = tuple(pn_timezone.time_zones_for_number(phonenumbers.parse("+8613800138000")))
 
 
+@functools.cache
+def _cn_zone_infos() -> tuple[ZoneInfo, ...]:
+    return tuple(_zone(z) for z in _CN_ZONES)
+
+
 def _fast_cn_mobile(raw: str, default_region: str) -> Recipient | None:
     """+86 mobiles (most of the traffic) without phonenumbers' general parser: the same pattern
     and time zone it would use, ~20x cheaper. Anything else goes the general way."""
@@ -384,7 +389,7 @@ def _fast_cn_mobile(raw: str, default_region: str) -> Recipient | None:
         return None
     if len(nat) != 11 or not nat.isdigit() or not nat.isascii() or _CN_MOBILE.fullmatch(nat) is None:
         return None
-    return Recipient("+86" + nat, "CN", tuple(_zone(z) for z in _CN_ZONES))
+    return Recipient("+86" + nat, "CN", _cn_zone_infos())
 
 
 def send_time(send_at: datetime | None, now: datetime, settings: PresendSettings) -> datetime:

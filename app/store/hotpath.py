@@ -9,9 +9,14 @@ accept. Everything else keeps using SQLAlchemy.
 
 A driver connection is checked out of the engine's pool for each unit of work and given back
 (so ``Database.dispose()`` closes everything; a connection that failed to roll back is
-invalidated). SQL is written with ``:name`` parameters and converted to psycopg's
-``%(name)s`` for PostgreSQL. Values come back as the driver gives them: on SQLite datetimes are
-the strings SQLAlchemy stored (naive UTC), dates 'YYYY-MM-DD'; :func:`utc` reads either.
+invalidated). A request that runs several units of work (the pre-send check: the key read by
+the /v1 guard, then the check's write transaction) holds one connection from the first to the
+end of the request (``hold()`` ... ``release()``) instead of checking one out for each: a
+checkout (the pool, the file checks of app/store/db.py) costs more than a statement here, and
+the write transaction no longer checks one out while it holds the write lock. SQL is written
+with ``:name`` parameters and converted to psycopg's ``%(name)s`` for PostgreSQL. Values come
+back as the driver gives them: on SQLite datetimes are the strings SQLAlchemy stored (naive
+UTC), dates 'YYYY-MM-DD'; :func:`utc` reads either.
 """
 from __future__ import annotations
 
@@ -42,10 +47,37 @@ class HotPath:
                 self.lock_path = path + ".writelock"
 
     # -- connection
+    def hold(self) -> None:
+        """Check out a driver connection for this thread's next units of work (``read``,
+        ``transaction``) until ``release()``: one checkout instead of one per unit. Fails like
+        a checkout (the database unavailable) and then holds nothing."""
+        if getattr(self._local, "held", None) is None:
+            self._local.held = self.db.engine.raw_connection()
+
+    def release(self) -> None:
+        """Give back the connection ``hold()`` took, if it still holds one."""
+        fairy = getattr(self._local, "held", None)
+        if fairy is not None:
+            self._local.held = None
+            fairy.close()
+
     @contextlib.contextmanager
     def _connection(self):
-        """A driver connection checked out of the engine's pool for one unit of work and given
-        back after it (so Database.dispose() still closes every connection)."""
+        """The held connection (``hold()``), else a driver connection checked out of the
+        engine's pool for one unit of work and given back after it (so Database.dispose()
+        still closes every connection)."""
+        held = getattr(self._local, "held", None)
+        if held is not None:
+            try:
+                yield held.driver_connection
+            except BaseException:
+                try:
+                    held.driver_connection.rollback()
+                except Exception:  # noqa: BLE001 - a broken connection: drop it from the pool
+                    self._local.held = None
+                    held.invalidate()
+                raise
+            return
         fairy = self.db.engine.raw_connection()
         broken = False
         try:

@@ -15,6 +15,10 @@
 - security headers on every page (a Content-Security-Policy allowing only this site's own
   assets, so pages use static/ files and no inline script), ``Cache-Control: no-store``.
 
+These page hooks (CSRF, headers, the language cookie of app/web/i18n.py) are registered on the
+web blueprints themselves (:func:`web_blueprint`, and ``assets``), not on the app: the signed
+/v1 API, which runs on every message, never calls them.
+
 The pages are in Simplified Chinese by default and in English on choice (app/web/i18n.py:
 Flask-Babel, the catalogue in app/translations/; wrap a page's strings with ``_()``).
 
@@ -40,17 +44,44 @@ PAGES = ("auth", "i18n", "review", "accounts", "dashboard", "feedback")
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
 
-assets = Blueprint("web", __name__, static_folder="static", static_url_path="/web/static",
-                   template_folder="templates")
 csrf = CSRFProtect()
 
 
+def _check_csrf():
+    """before_request of the web blueprints: the CSRF token of a POST, PUT, PATCH or DELETE."""
+    csrf.protect()  # only checks POST, PUT, PATCH, DELETE
+
+
+def _page_headers(resp):
+    """after_request of the web blueprints: security headers, the remembered ``?lang=``."""
+    from app.web.i18n import remember_asked_lang
+
+    resp.headers.setdefault("Content-Security-Policy", CSP)
+    resp.headers.setdefault("X-Frame-Options", "DENY")
+    resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+    resp.headers.setdefault("Referrer-Policy", "same-origin")
+    if request.blueprint != assets.name:
+        resp.headers["Cache-Control"] = "no-store"
+    return remember_asked_lang(resp)
+
+
+def _with_page_hooks(bp: Blueprint) -> Blueprint:
+    bp.before_request(_check_csrf)
+    bp.after_request(_page_headers)
+    return bp
+
+
+assets = _with_page_hooks(Blueprint("web", __name__, static_folder="static", static_url_path="/web/static",
+                                    template_folder="templates"))
+
+
 def web_blueprint(name: str, import_name: str, **kwargs) -> Blueprint:
-    """A blueprint for pages: HTTP errors (404, 403, CSRF failures ...) render error.html."""
+    """A blueprint for pages: HTTP errors (404, 403, CSRF failures ...) render error.html; CSRF
+    checks, security headers and the language cookie run for its requests only."""
     bp = Blueprint(name, import_name, **kwargs)
     bp.register_error_handler(HTTPException, _html_error)
     bp.register_error_handler(Exception, _html_crash)
-    return bp
+    return _with_page_hooks(bp)
 
 
 def _html_error(exc: HTTPException):
@@ -111,22 +142,6 @@ def init_web(app: Flask) -> None:
     app.extensions["smsguard.web_blueprints"] = frozenset(names)
     app.jinja_env.filters["age"] = _age
     app.jinja_env.filters["when"] = _when
-
-    @app.before_request
-    def _web_csrf():
-        if request.blueprint in current_app.extensions["smsguard.web_blueprints"]:
-            csrf.protect()  # only checks POST, PUT, PATCH, DELETE
-
-    @app.after_request
-    def _web_headers(resp):
-        if request.blueprint in current_app.extensions["smsguard.web_blueprints"]:
-            resp.headers.setdefault("Content-Security-Policy", CSP)
-            resp.headers.setdefault("X-Frame-Options", "DENY")
-            resp.headers.setdefault("X-Content-Type-Options", "nosniff")
-            resp.headers.setdefault("Referrer-Policy", "same-origin")
-            if request.blueprint != assets.name:
-                resp.headers["Cache-Control"] = "no-store"
-        return resp
 
     @app.context_processor
     def _user():

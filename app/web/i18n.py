@@ -104,8 +104,9 @@ def switch_url(code: str) -> str:
 
 def init_i18n(app) -> None:
     """Flask-Babel on the app (templates get ``_``, ``gettext``, ``ngettext``, ``pgettext``),
-    the ``label`` / ``ago`` filters, ``html_lang`` and the switcher in every page's context,
-    and the cookie that remembers ``?lang=``."""
+    the ``label`` / ``ago`` filters, ``html_lang`` and the switcher in every page's context.
+    (The cookie that remembers ``?lang=`` is set by :func:`remember_asked_lang`, a hook of the
+    web blueprints.)"""
     babel.init_app(app, default_locale="en", default_translation_directories=str(TRANSLATIONS),
                    default_timezone="UTC", locale_selector=_locale_selector)
     app.jinja_env.filters["label"] = label
@@ -120,13 +121,14 @@ def init_i18n(app) -> None:
         return {"page_lang": code, "html_lang": LANGUAGES[code][1],
                 "languages": [(c, name, c == code, switch_url(c)) for c, (_, _, name) in LANGUAGES.items()]}
 
-    @app.after_request
-    def _lang_cookie(resp):
-        if has_request_context() and _web_request():
-            asked = _code(request.args.get("lang"))
-            if asked and asked != request.cookies.get(COOKIE):
-                _remember(resp, asked)
-        return resp
+
+def remember_asked_lang(resp):
+    """A page asked with ``?lang=``: remember that language (the cookie). Called by the web
+    blueprints' after_request hook (app/web/__init__.py), so only for pages."""
+    asked = _code(request.args.get("lang"))
+    if asked and asked != request.cookies.get(COOKIE):
+        _remember(resp, asked)
+    return resp
 
 
 @bp.get("/lang/<code>")
