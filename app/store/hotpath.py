@@ -33,6 +33,16 @@ from typing import Any, Iterator
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
 
+def _rolled_back(fairy) -> bool:
+    """Roll back a unit of work that failed; False when the connection is broken (the caller
+    then invalidates it, so the pool never hands it out again)."""
+    try:
+        fairy.driver_connection.rollback()
+        return True
+    except Exception:  # noqa: BLE001 - any failure to roll back means the connection is unusable
+        return False
+
+
 class HotPath:
     def __init__(self, db):
         self.db = db
@@ -71,9 +81,7 @@ class HotPath:
             try:
                 yield held.driver_connection
             except BaseException:
-                try:
-                    held.driver_connection.rollback()
-                except Exception:  # noqa: BLE001 - a broken connection: drop it from the pool
+                if not _rolled_back(held):  # a broken connection: drop it from the pool
                     self._local.held = None
                     held.invalidate()
                 raise
@@ -83,10 +91,7 @@ class HotPath:
         try:
             yield fairy.driver_connection
         except BaseException:
-            try:
-                fairy.driver_connection.rollback()
-            except Exception:  # noqa: BLE001 - a broken connection: drop it from the pool
-                broken = True
+            broken = not _rolled_back(fairy)
             raise
         finally:
             if broken:
