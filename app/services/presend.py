@@ -370,12 +370,8 @@ def _cn_mobile_pattern():
 
 
 _CN_MOBILE = _cn_mobile_pattern()
-_CN_ZONES = tuple(pn_timezone.time_zones_for_number(phonenumbers.parse("+8613800138000")))
-
-
-@functools.cache
-def _cn_zone_infos() -> tuple[ZoneInfo, ...]:
-    return tuple(_zone(z) for z in _CN_ZONES)
+#: the time zones phonenumbers gives a mainland mobile, built once
+_CN_ZONES = tuple(_zone(z) for z in pn_timezone.time_zones_for_number(phonenumbers.parse("+8613800138000")))
 
 
 def _fast_cn_mobile(raw: str, default_region: str) -> Recipient | None:
@@ -389,7 +385,7 @@ def _fast_cn_mobile(raw: str, default_region: str) -> Recipient | None:
         return None
     if len(nat) != 11 or not nat.isdigit() or not nat.isascii() or _CN_MOBILE.fullmatch(nat) is None:
         return None
-    return Recipient("+86" + nat, "CN", _cn_zone_infos())
+    return Recipient("+86" + nat, "CN", _CN_ZONES)
 
 
 def send_time(send_at: datetime | None, now: datetime, settings: PresendSettings) -> datetime:
