@@ -75,6 +75,23 @@ def _decisions_lines(d: dict | None) -> list[str]:
             f"(sha256 of the lines `{str(d.get('sha256', ''))[:12]}…`)."]
 
 
+def data_table_lines(files: list[dict]) -> list[str]:
+    """One Markdown table row per training file (metadata "data"): rows, labels, hash, citation."""
+    lines = []
+    for f in files:
+        name = Path(f["file"]).name
+        cite = CITATIONS.get(name, "a blind set, scored once as a measure before it was trained on "
+                             "(see data/blind/README.md)" if f["file"].startswith("data/blind/") else
+                             "written by the smsguard team (see data/README.md for provenance)"
+                             if f["kind"] == "project" else
+                             "generated from templates at training time (training side only)" if f["kind"] == "generated" else
+                             "the reviewers' decisions (smsguard export-training), training side only" if f["kind"] == "decisions"
+                             else "")
+        labs = ", ".join(f"{k} {v}" for k, v in f["labels"].items())
+        lines.append(f"| {f['file']} | {f['rows']} | {labs} | `{f['sha256'][:12]}…` | {cite} |")
+    return lines
+
+
 def write_model_card(out_dir: Path, meta: dict, report: dict) -> None:
     s = report["summary"]
     th = meta.get("thresholds", {})
@@ -93,15 +110,7 @@ def write_model_card(out_dir: Path, meta: dict, report: dict) -> None:
         "## Training data", "",
         "| file | rows | labels | sha256 | source / citation |", "|---|---:|---|---|---|",
     ]
-    for f in files:
-        name = Path(f["file"]).name
-        cite = CITATIONS.get(name, "written by the smsguard team (see data/README.md for provenance)"
-                             if f["kind"] == "project" else
-                             "generated from templates at training time (training side only)" if f["kind"] == "generated" else
-                             "the reviewers' decisions (smsguard export-training), training side only" if f["kind"] == "decisions"
-                             else "")
-        labs = ", ".join(f"{k} {v}" for k, v in f["labels"].items())
-        lines.append(f"| {f['file']} | {f['rows']} | {labs} | `{f['sha256'][:12]}…` | {cite} |")
+    lines += data_table_lines(files)
     lines += [
         "", "Corpus quirks handled before training:", "",
         "- zh_fbs: the NAME / PLACE / CELLPHONE / WeChat placeholders were filled with the same ten names and "

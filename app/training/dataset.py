@@ -35,6 +35,13 @@ SOCIAL_SOURCES = frozenset({"cold", "swsr", "ced"})
 # together by ``evaluate --by-source``, so a writer's style cannot leak from one file to another)
 WRITER_RE = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
+# data/blind/: the blind sets, each scored once by a fresh writer's measure and committed only
+# then (data/blind/README.md), so every file there has been read: training takes them too (their
+# writers' phrasing is what a model trained without them missed). The rows of one set (its
+# prohibited, fraud-script and legitimate files) are one writer, "blind-<date><letter>".
+BLIND_DIR = "blind"
+BLIND_SET_RE = re.compile(r"(\d{4}-\d{2}-\d{2}[a-z]?)_")
+
 
 @dataclass
 class Row:
@@ -242,6 +249,7 @@ def discover_files(train_dir: Path | None = None, data_dir: Path | None = None) 
     files = [(p, "shared") for p in sorted(train_dir.glob("*.jsonl"))]
     if data_dir.exists():
         files += [(p, "project") for p in sorted(data_dir.glob("*.jsonl"))]
+        files += [(p, "project") for p in sorted((data_dir / BLIND_DIR).glob("*.jsonl"))]
     return files
 
 
@@ -262,11 +270,14 @@ def load_dataset(train_dir: Path | None = None, data_dir: Path | None = None,
     for path, kind in discover_files(train_dir, data_dir):
         default_source = path.stem if kind == "project" else path.stem.split("_", 1)[-1]
         file_rows, skipped = read_jsonl(path, default_source)
+        blind_set = BLIND_SET_RE.match(path.name) if path.parent.name == BLIND_DIR else None
         if kind == "project":
             for r in file_rows:
                 r.meta["project"] = True
                 if r.source in ("", default_source):
                     r.source = "project"
+                if blind_set and "writer" not in r.meta:
+                    r.meta["writer"] = f"blind-{blind_set.group(1)}"
         unknown = 0
         relabelled = sum(relabel_prize_scam(r) for r in file_rows)
         label_counts: dict[str, int] = {}
@@ -276,7 +287,8 @@ def load_dataset(train_dir: Path | None = None, data_dir: Path | None = None,
                 r.labels = tuple(lab for lab in r.labels if lab in known)
             for lab in r.labels or ("normal",):
                 label_counts[lab] = label_counts.get(lab, 0) + 1
-        files.append({"file": f"{'../shared/data/train' if kind == 'shared' else 'data'}/{path.name}",
+        folder = "../shared/data/train" if kind == "shared" else "data/blind" if path.parent.name == BLIND_DIR else "data"
+        files.append({"file": f"{folder}/{path.name}",
                       "kind": kind, "sha256": sha256_file(path), "rows": len(file_rows),
                       "skipped": skipped, "unknown_labels": unknown, "relabelled": relabelled,
                       "labels": dict(sorted(label_counts.items()))})

@@ -42,3 +42,34 @@ def test_the_relabelling_is_counted_per_file(tmp_path):
     loaded, files = load_dataset(train, tmp_path / "none", normalizer=str.lower)
     assert [r.labels for r in loaded] == [("fraud", "marketing"), ()]
     assert files[0]["relabelled"] == 1 and files[0]["labels"] == {"fraud": 1, "marketing": 1, "normal": 1}
+
+
+def test_the_read_blind_sets_are_training_data_one_writer_per_set(tmp_path):
+    """data/blind/ holds only sets already scored once (data/blind/README.md): training reads
+    them with the project's files, the three files of one set as one writer (held out together
+    by `evaluate --by-source`), and the model card cites them as blind sets."""
+    from app.training.by_source import source_of
+    from app.training.card import data_table_lines
+
+    train, data = tmp_path / "train", tmp_path / "data"
+    (data / "blind").mkdir(parents=True)
+    train.mkdir()
+    (train / "en_uci_sms.jsonl").write_text(json.dumps({"text": "see you at 8", "labels": []}) + "\n", encoding="utf-8")
+    (data / "en_own.jsonl").write_text(json.dumps({"text": "your parcel is at the locker", "labels": []}) + "\n",
+                                       encoding="utf-8")
+    for name, row in (("2026-12-05m_prohibited.jsonl", {"text": "cheap casino chips, dm me", "labels": ["gambling"]}),
+                      ("2026-12-05m_legit.jsonl", {"text": "dinner at 7?", "labels": [], "kind": "personal"}),
+                      ("2026-12-04_legit.jsonl", {"text": "your bill is ready", "labels": []})):
+        (data / "blind" / name).write_text(json.dumps(row) + "\n", encoding="utf-8")
+    (data / "blind" / "README.md").write_text("not data", encoding="utf-8")
+    loaded, files = load_dataset(train, data, normalizer=str.lower)
+    assert [f["file"] for f in files] == [
+        "../shared/data/train/en_uci_sms.jsonl", "data/en_own.jsonl", "data/blind/2026-12-04_legit.jsonl",
+        "data/blind/2026-12-05m_legit.jsonl", "data/blind/2026-12-05m_prohibited.jsonl"]
+    units = {r.text: source_of(r) for r in loaded}
+    assert units["cheap casino chips, dm me"] == units["dinner at 7?"] == "writer:blind-2026-12-05m"
+    assert units["your bill is ready"] == "writer:blind-2026-12-04"
+    assert units["your parcel is at the locker"] == "data/en_own.jsonl"
+    assert all(r.meta.get("project") for r in loaded if r.file != "en_uci_sms.jsonl")
+    card = "\n".join(data_table_lines(files))
+    assert "| data/blind/2026-12-05m_prohibited.jsonl | 1 |" in card and "data/blind/README.md" in card
