@@ -19,10 +19,25 @@ os.makedirs(_prom_dir, exist_ok=True)
 bind = _settings.bind
 workers = _settings.workers
 # gthread keeps client connections alive (a sending platform reuses its connections; the sync
-# worker closes each one after one request, which costs more than the check itself) and lets a
-# worker overlap one request's database wait with another's Python work
+# worker closes each one after one request, which costs more than the check itself)
 worker_class = os.environ.get("SMSGUARD_WORKER_CLASS", "gthread")
-threads = int(os.environ.get("SMSGUARD_THREADS", "2"))
+
+
+def default_threads(database_url: str) -> int:
+    """Threads per worker when SMSGUARD_THREADS is not set. PostgreSQL: 2, so a worker overlaps
+    one request's network round trips to the database with another's Python work. SQLite: 1,
+    every write of every worker takes one lock (app/store/hotpath.py), and a second thread in the
+    process takes the GIL whenever the lock holder waits on SQLite, so the holder (and every
+    worker queued behind the lock) waits for that thread's slice of Python. Measured on the
+    pre-send bench (docs/benchmarks.md): ~10% of the 2 cores idle instead of ~14%, p99.9 halved."""
+    return 1 if database_url.startswith("sqlite") else 2
+
+
+threads = int(os.environ.get("SMSGUARD_THREADS") or default_threads(_settings.database_url))
+# the request line and headers parsed by gunicorn_h1c (C, picohttpparser; a dependency) instead
+# of gunicorn's Python parser: ~0.1 ms less per request on the pre-send check (docs/benchmarks.md);
+# "auto" falls back to the Python parser if the extension cannot be imported
+http_parser = "auto"
 preload_app = True
 timeout = 30
 graceful_timeout = 20

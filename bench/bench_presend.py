@@ -30,6 +30,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import secrets
 import shutil
 import signal
@@ -122,6 +123,17 @@ def loadavg() -> str:
         return " ".join(Path("/proc/loadavg").read_text().split()[:3])
     except OSError:
         return "?"
+
+
+def machine_cpu() -> tuple[float, float] | None:
+    """(busy, idle) CPU seconds of the whole machine so far, from /proc/stat (None elsewhere)."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / tick, idle / tick
 
 
 def wait_ready(base: str, proc: subprocess.Popen, timeout: float = 60.0) -> None:
@@ -242,7 +254,11 @@ def main(argv=None) -> int:
         wrk_env = dict(os.environ, REQUESTS_FILE=str(reqfile), WRK_THREADS=str(args.threads))
         load_before = loadavg()
         cpu0 = worker_cpu(server.pid)
+        ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)  # wrk is the only child reaped meanwhile
+        mach0 = machine_cpu()
         out = subprocess.run(cmd, env=wrk_env, capture_output=True, text=True, check=False)
+        ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        mach1 = machine_cpu()
         cpu1 = worker_cpu(server.pid)
         load_after = loadavg()
         print(out.stdout, end="")
@@ -261,8 +277,18 @@ def main(argv=None) -> int:
         print(f"statuses: {statuses}   {errors.group(1) if errors else ''}")
         served = int(figures.get("requests", 0)) or 1
         used = sum(cpu1.get(pid, 0.0) - t for pid, t in cpu0.items())
-        print(f"server CPU: {used:.1f} s over {len(cpu0)} workers = {used / served * 1000:.2f} ms per request "
+        split = ", ".join(f"{cpu1.get(pid, 0.0) - t:.1f}" for pid, t in sorted(cpu0.items()))
+        print(f"server CPU: {used:.1f} s over {len(cpu0)} workers ({split} s) = {used / served * 1000:.2f} ms per request "
               f"(the ceiling on 2 free cores would be ~{2 / (used / served):,.0f} req/s)")
+        wrk_cpu = (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
+        print(f"load generator (wrk) CPU: {wrk_cpu:.1f} s = {wrk_cpu / served * 1000:.2f} ms per request, "
+              f"{wrk_cpu / args.duration:.2f} of a core on the same machine")
+        if mach0 and mach1:
+            busy, idle = mach1[0] - mach0[0], mach1[1] - mach0[1]
+            other = max(0.0, busy - used - wrk_cpu)
+            print(f"machine CPU over the run: {busy + idle:.1f} s = server {used / (busy + idle):.0%}, wrk "
+                  f"{wrk_cpu / (busy + idle):.0%}, everything else (kernel threads, other processes) "
+                  f"{other / (busy + idle):.0%}, idle {idle / (busy + idle):.0%}")
         print(f"machine load average (1/5/15 min): before {load_before}, after {load_after} on {os.cpu_count()} cores "
               "(other processes on the machine compete for the same cores)")
         if figures.get("threads_out_of_requests", "0") != "0":

@@ -17,3 +17,51 @@ def test_each_instance_keeps_its_control_socket_in_its_own_folder(tmp_path, monk
         assert "control_socket" in Config().settings  # a setting gunicorn knows, not ignored
     finally:
         sys.modules.pop("app.gunicorn_conf", None)
+
+
+def test_requests_are_parsed_by_the_c_parser(tmp_path, monkeypatch):
+    """gunicorn parses requests with gunicorn_h1c (a dependency), not its slower Python parser:
+    a broken or missing extension would only show as a slower service, so it is checked here."""
+    from gunicorn.config import Config
+    from gunicorn.http import message
+
+    monkeypatch.setenv("SMSGUARD_INSTANCE_DIR", str(tmp_path / "instance"))
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "prom"))
+    sys.modules.pop("app.gunicorn_conf", None)
+    conf = importlib.import_module("app.gunicorn_conf")
+    try:
+        cfg = Config()
+        cfg.set("http_parser", conf.http_parser)
+        assert message._check_fast_parser(cfg) is True
+        cfg.set("http_parser", "python")
+        assert message._check_fast_parser(cfg) is False  # the check can tell the two apart
+    finally:
+        sys.modules.pop("app.gunicorn_conf", None)
+
+
+def test_threads_per_worker_follow_the_database_unless_set(tmp_path, monkeypatch):
+    """One thread per worker on SQLite (all writes share one lock), two on PostgreSQL (a second
+    thread overlaps network round trips); SMSGUARD_THREADS wins over both."""
+    monkeypatch.setenv("SMSGUARD_INSTANCE_DIR", str(tmp_path / "instance"))
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "prom"))
+    monkeypatch.delenv("SMSGUARD_THREADS", raising=False)
+
+    def threads(url: str | None, env: str | None = None) -> int:
+        if url is None:
+            monkeypatch.delenv("SMSGUARD_DATABASE_URL", raising=False)
+        else:
+            monkeypatch.setenv("SMSGUARD_DATABASE_URL", url)
+        if env is not None:
+            monkeypatch.setenv("SMSGUARD_THREADS", env)
+        sys.modules.pop("app.gunicorn_conf", None)
+        try:
+            return importlib.import_module("app.gunicorn_conf").threads
+        finally:
+            sys.modules.pop("app.gunicorn_conf", None)
+            monkeypatch.delenv("SMSGUARD_THREADS", raising=False)
+
+    assert threads(None) == 1  # the embedded SQLite of the quick start
+    assert threads(f"sqlite:///{tmp_path / 'x.db'}") == 1
+    assert threads("postgresql://u:p@db.example/smsguard") == 2
+    assert threads("postgresql://u:p@db.example/smsguard", env="4") == 4
+    assert threads(None, env="3") == 3

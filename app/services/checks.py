@@ -50,7 +50,7 @@ import weakref
 from collections import Counter as Tally
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Iterable, NamedTuple
+from typing import Any, Iterable, Iterator, NamedTuple
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -344,13 +344,42 @@ def write_rows(hp: HotPath, rows: list[Row]) -> list[int]:
             cur.close()
         for id_, rec in zip(ids, recs):
             rec["id"] = id_
+        label_rows = [dict(p, c=ids[i]) for i, p in labels]
         cur = conn.cursor()
-        cur.executemany(hp.sql(INSERT_RECORD), recs)
-        if labels:
-            cur.executemany(hp.sql(INSERT_LABEL), [dict(p, c=ids[i]) for i, p in labels])
-        cur.executemany(hp.sql(UPSERT_STAT), ups)
+        if hp.sqlite:
+            for sql, params in ((INSERT_RECORD, recs), (INSERT_LABEL, label_rows), (UPSERT_STAT, ups)):
+                for chunk_sql, values in multirow(sql, params, SQLITE_MAX_PARAMS):
+                    cur.execute(chunk_sql, values)
+        else:
+            cur.executemany(hp.sql(INSERT_RECORD), recs)
+            if label_rows:
+                cur.executemany(hp.sql(INSERT_LABEL), label_rows)
+            cur.executemany(hp.sql(UPSERT_STAT), ups)
         cur.close()
     return ids
+
+
+# SQLite's limit on the parameters of one statement (SQLITE_MAX_VARIABLE_NUMBER, 32766 since 3.32)
+SQLITE_MAX_PARAMS = 32766
+
+
+def multirow(sql: str, rows: list[dict], max_params: int = SQLITE_MAX_PARAMS) -> Iterator[tuple[str, list]]:
+    """SQLite: ``sql`` (one ``VALUES (:a, :b, ...)`` row, maybe an ``ON CONFLICT`` tail) as
+    multi-row statements with positional parameters, as few as the parameter limit allows.
+    executemany steps once per row and gives up the GIL at every step: a request thread of the
+    same process that takes it keeps the batch, and the write lock every writer waits on, for
+    up to the interpreter's switch interval each time. One statement per chunk steps once."""
+    if not rows:
+        return
+    head, _, rest = sql.partition(" VALUES ")
+    end = rest.index(")") + 1
+    keys, tail = re.findall(r":(\w+)", rest[:end]), rest[end:]
+    one = "(" + ", ".join("?" * len(keys)) + ")"
+    per = max(1, max_params // len(keys))
+    for start in range(0, len(rows), per):
+        chunk = rows[start:start + per]
+        yield (f"{head} VALUES {', '.join([one] * len(chunk))}{tail}",
+               [row[k] for row in chunk for k in keys])
 
 
 def store(db, items: Iterable[Item], mode: str = "full", secret: str = "") -> list[int]:

@@ -175,3 +175,42 @@ def test_a_complaint_links_to_its_check(admin, tenant, acme_template, flush, db)
     r = admin.post("/v1/complaints", {"account": "BETA", "phone": "+8613800138015", "message_id": "c-2",
                                       "source": "carrier"})
     assert r.status_code in (201, 404) and (r.status_code == 404 or r.json["check_id"] is None)
+
+
+def test_a_batch_split_over_several_statements_is_written_whole(db, tenant, beta, monkeypatch):
+    """On SQLite a batch is written as multi-row statements, as many as the parameter limit
+    needs: with a limit of 40, two records, eight labels or five counts per statement. Every
+    record keeps its id in order, every label its record, and counts that meet an existing
+    hour's row are added to it."""
+    monkeypatch.setattr(checks, "SQLITE_MAX_PARAMS", 40)
+    at = NOW - timedelta(minutes=10)
+    first = [item(at, "ACME" if i % 2 else "BETA", "reject", ["gambling", "fraud"], ["KW_GAMBLING_CASINO"],
+                  message_id=f"split-{i}") for i in range(51)]
+    ids = checks.store(db, first, "full", SECRET)
+    assert ids == list(range(ids[0], ids[0] + 51))
+    more = [item(at, "ACME", "reject", ["gambling"], [], message_id=f"more-{i}") for i in range(9)]
+    checks.store(db, more, "full", SECRET)
+    with db.session() as s:
+        recs = dict(s.execute(sa.select(CheckRecord.id, CheckRecord.message_id)).all())
+        assert [recs[i] for i in ids] == [f"split-{i}" for i in range(51)]
+        labels = s.execute(sa.select(CheckLabel.check_id, CheckLabel.kind, CheckLabel.value)).all()
+        assert len(labels) == 51 * 3 + 9
+        assert {(k, v) for c, k, v in labels if c == ids[7]} == {
+            ("category", "gambling"), ("category", "fraud"), ("rule", "KW_GAMBLING_CASINO")}
+        n = {(r.account_id, r.dim, r.value): r.n for r in s.scalars(
+            sa.select(CheckStat).where(CheckStat.verdict == "reject", CheckStat.source == "presend"))}
+    assert n[(checks.ALL_ACCOUNTS, "all", "")] == 60
+    assert n[(checks.ALL_ACCOUNTS, "category", "gambling")] == 60
+    assert n[(checks.ALL_ACCOUNTS, "category", "fraud")] == 51
+    assert n[("ACME", "all", "")] == 25 + 9 and n[("BETA", "all", "")] == 26
+
+
+def test_multirow_keeps_the_conflict_clause_and_the_parameter_limit():
+    sql, params = checks.UPSERT_STAT, [{"b": i, "a": "A", "s": "presend", "v": "allow", "d": "all", "x": "", "n": 1}
+                                       for i in range(12)]
+    chunks = list(checks.multirow(sql, params, 30))  # 7 parameters a row: 4 rows a statement
+    assert [len(v) for _, v in chunks] == [28, 28, 28]
+    assert all(q.endswith("DO UPDATE SET n = check_stats.n + excluded.n") and q.count("(?, ?, ?, ?, ?, ?, ?)") == 4
+               for q, _ in chunks)
+    assert [v[0] for _, v in chunks] == [0, 4, 8]
+    assert list(checks.multirow(sql, [], 30)) == []
