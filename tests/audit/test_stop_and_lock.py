@@ -27,10 +27,11 @@ def lock_path(out):
 
 @pytest.fixture(scope="module")
 def big_log(tmp_path_factory):
-    """~100,000 messages: many seconds of work with the keyword rules alone, so the run is
-    still going when the test stops it (it never runs to the end)."""
+    """~400,000 messages: many seconds of work with the keyword rules alone, so the run is
+    still going when the test stops it (it never runs to the end), even on a busy CI machine
+    where the test's own poll for the first checkpoint can lag by seconds."""
     p = tmp_path_factory.mktemp("big") / "log.jsonl"
-    return write_jsonl(p, rows_for(sample_texts(120) * 800))
+    return write_jsonl(p, rows_for(sample_texts(120) * 3200))
 
 
 def _argv(log, out, workers=1):
