@@ -65,3 +65,22 @@ def test_threads_per_worker_follow_the_database_unless_set(tmp_path, monkeypatch
     assert threads("postgresql://u:p@db.example/smsguard") == 2
     assert threads("postgresql://u:p@db.example/smsguard", env="4") == 4
     assert threads(None, env="3") == 3
+
+
+def test_the_loaded_app_is_frozen_out_of_garbage_collection_before_the_fork(tmp_path, monkeypatch):
+    """when_ready (master, app loaded, no worker forked yet) freezes every object: a full
+    collection in a worker then skips the engine's hundreds of thousands of objects."""
+    import gc
+
+    monkeypatch.setenv("SMSGUARD_INSTANCE_DIR", str(tmp_path / "instance"))
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "prom"))
+    sys.modules.pop("app.gunicorn_conf", None)
+    conf = importlib.import_module("app.gunicorn_conf")
+    loaded = [{"term": i} for i in range(10_000)]  # stands in for the loaded app
+    try:
+        assert gc.get_freeze_count() == 0
+        conf.when_ready(server=None)
+        assert gc.get_freeze_count() >= len(loaded)
+    finally:
+        gc.unfreeze()
+        sys.modules.pop("app.gunicorn_conf", None)

@@ -63,6 +63,48 @@ def test_sqlite_runs_in_wal_mode(tmp_path):
         assert s.execute(sa.text("PRAGMA journal_mode")).scalar() == "wal"
 
 
+def test_a_served_process_checkpoints_the_wal_in_the_background_not_on_commit(tmp_path, monkeypatch):
+    """start_checkpointer (gunicorn's post_fork): this process's connections no longer
+    checkpoint inside a COMMIT (which held the write lock every writer queues on while it copied
+    the log and synced), and a thread copies what they wrote into the database instead. Other
+    processes keep SQLite's own checkpoints; dispose() ends the thread."""
+    import threading
+    import time
+
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    migrate.upgrade(url)
+    plain = Database(url)
+    with plain.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1000
+
+    db = Database(url)
+    seen = []
+    original = Database.checkpoint
+
+    def spy(self):
+        res = original(self)
+        seen.append(res)
+        return res
+
+    monkeypatch.setattr(Database, "checkpoint", spy)
+    assert db.start_checkpointer(interval_s=0.05)
+    with db.engine.begin() as conn:
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+        conn.exec_driver_sql("CREATE TABLE scratch (b BLOB)")
+        for _ in range(1500):  # ~1,500 pages of log: past SQLite's 1,000-page autocheckpoint
+            conn.exec_driver_sql("INSERT INTO scratch VALUES (randomblob(3000))")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not any(r and r[0] == 0 and r[1] > 1000 and r[2] == r[1] for r in seen):
+        time.sleep(0.05)
+    assert any(r and r[0] == 0 and r[1] > 1000 and r[2] == r[1] for r in seen), seen[-3:]
+    with db.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM scratch").scalar() == 1500
+    db.dispose()
+    time.sleep(0.2)
+    assert not [t for t in threading.enumerate() if t.name == "smsguard-wal-checkpoint"]
+    assert Database(f"postgresql+psycopg://u:p@127.0.0.1:9/x").start_checkpointer() is False
+
+
 def test_a_review_workflow_round_trip(migrated_url):
     db = Database(migrated_url)
     with db.session() as s:
