@@ -287,7 +287,7 @@ def main(argv=None) -> int:
             busy, idle = mach1[0] - mach0[0], mach1[1] - mach0[1]
             other = max(0.0, busy - used - wrk_cpu)
             print(f"machine CPU over the run: {busy + idle:.1f} s = server {used / (busy + idle):.0%}, wrk "
-                  f"{wrk_cpu / (busy + idle):.0%}, everything else (kernel threads, other processes) "
+                  f"{wrk_cpu / (busy + idle):.0%}, everything else (kernel threads, other processes, time stolen by the host) "
                   f"{other / (busy + idle):.0%}, idle {idle / (busy + idle):.0%}")
         print(f"machine load average (1/5/15 min): before {load_before}, after {load_after} on {os.cpu_count()} cores "
               "(other processes on the machine compete for the same cores)")
