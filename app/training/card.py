@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from app.engine.classifier import LABELS
+from app.training.dataset import BLIND_DIR
 
 CITATIONS = {
     "zh_sms_spam800k.jsonl": "80万条带标签短信 (the widely used 800k labelled Chinese SMS corpus; subsets; no licence stated). "
@@ -81,7 +82,7 @@ def data_table_lines(files: list[dict]) -> list[str]:
     for f in files:
         name = Path(f["file"]).name
         cite = CITATIONS.get(name, "a blind set, scored once as a measure before it was trained on "
-                             "(see data/blind/README.md)" if f["file"].startswith("data/blind/") else
+                             "(see data/blind/README.md)" if f["file"].startswith(f"data/{BLIND_DIR}/") else
                              "written by the smsguard team (see data/README.md for provenance)"
                              if f["kind"] == "project" else
                              "generated from templates at training time (training side only)" if f["kind"] == "generated" else

@@ -270,7 +270,8 @@ def load_dataset(train_dir: Path | None = None, data_dir: Path | None = None,
     for path, kind in discover_files(train_dir, data_dir):
         default_source = path.stem if kind == "project" else path.stem.split("_", 1)[-1]
         file_rows, skipped = read_jsonl(path, default_source)
-        blind_set = BLIND_SET_RE.match(path.name) if path.parent.name == BLIND_DIR else None
+        in_blind = kind == "project" and path.parent.name == BLIND_DIR
+        blind_set = BLIND_SET_RE.match(path.name) if in_blind else None
         if kind == "project":
             for r in file_rows:
                 r.meta["project"] = True
@@ -287,7 +288,7 @@ def load_dataset(train_dir: Path | None = None, data_dir: Path | None = None,
                 r.labels = tuple(lab for lab in r.labels if lab in known)
             for lab in r.labels or ("normal",):
                 label_counts[lab] = label_counts.get(lab, 0) + 1
-        folder = "../shared/data/train" if kind == "shared" else "data/blind" if path.parent.name == BLIND_DIR else "data"
+        folder = "../shared/data/train" if kind == "shared" else f"data/{BLIND_DIR}" if in_blind else "data"
         files.append({"file": f"{folder}/{path.name}",
                       "kind": kind, "sha256": sha256_file(path), "rows": len(file_rows),
                       "skipped": skipped, "unknown_labels": unknown, "relabelled": relabelled,
