@@ -102,7 +102,7 @@ def test_a_served_process_checkpoints_the_wal_in_the_background_not_on_commit(tm
     db.dispose()
     time.sleep(0.2)
     assert not [t for t in threading.enumerate() if t.name == "smsguard-wal-checkpoint"]
-    assert Database(f"postgresql+psycopg://u:p@127.0.0.1:9/x").start_checkpointer() is False
+    assert Database("postgresql+psycopg://u:p@127.0.0.1:9/x").start_checkpointer() is False
 
 
 def test_a_review_workflow_round_trip(migrated_url):
