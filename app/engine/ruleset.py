@@ -138,6 +138,12 @@ def _rel(rules_dir: Path, path: Path) -> str:
         return str(path)
 
 
+def parse_yaml(text: str | bytes) -> Any:
+    """A rule or policy file's YAML, parsed as the engine parses it (libyaml when available).
+    Use it wherever rules/ is read, so that no reader accepts or drops what the engine does not."""
+    return yaml.load(text, Loader=_Loader)
+
+
 def _read_yaml(rules_dir: Path, path: Path, hasher, required: bool = True) -> Any:
     rel = _rel(rules_dir, path)
     if not path.exists():
@@ -151,7 +157,7 @@ def _read_yaml(rules_dir: Path, path: Path, hasher, required: bool = True) -> An
     except UnicodeDecodeError as exc:
         raise RuleError(f"{rel}: not UTF-8 ({exc.reason} at byte {exc.start})", rel) from None
     try:
-        return yaml.load(text, Loader=_Loader)
+        return parse_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

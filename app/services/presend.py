@@ -44,10 +44,10 @@ from typing import Any, Callable, Mapping
 from zoneinfo import ZoneInfo
 
 import phonenumbers
-import yaml
 from phonenumbers import timezone as pn_timezone
 
 from app.engine import template_lint as tl
+from app.engine.ruleset import parse_yaml
 from app.engine.types import Hit, Verdict
 from app.services.errors import Invalid, NotFound
 from app.store.hotpath import HotPath, json_value
@@ -303,7 +303,7 @@ def _load_policy(paths: tuple[Path, ...]) -> SendingPolicy:
         if not p.exists():
             continue
         raw = p.read_bytes()
-        doc = yaml.safe_load(raw) or {}
+        doc = parse_yaml(raw) or {}
         if not isinstance(doc, dict):
             raise ValueError(f"{p.name}: expected a mapping")
         for sec in ("presend", "enforcement"):

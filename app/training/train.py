@@ -65,7 +65,7 @@ DECISIONS_WEIGHT = 3.0
 
 def lexicon_user_words(rules_dir: Path | None = None) -> list[str]:
     """Chinese terms of rules/keywords/*.yaml (strings under any ``terms`` list)."""
-    import yaml
+    from app.engine.ruleset import parse_yaml
 
     rules_dir = Path(rules_dir) if rules_dir else PROJECT_ROOT / "rules"
     words: set[str] = set()
@@ -84,7 +84,7 @@ def lexicon_user_words(rules_dir: Path | None = None) -> list[str]:
 
     for path in sorted((rules_dir / "keywords").glob("*.y*ml")):
         try:
-            walk(yaml.safe_load(path.read_text(encoding="utf-8")))
+            walk(parse_yaml(path.read_text(encoding="utf-8")))
         except Exception:  # a broken rule file must not break training
             continue
     return sorted(words)
