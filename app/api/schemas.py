@@ -38,6 +38,15 @@ class ClassifierThresholdSchema(Schema):
     units = fields.Integer(metadata={"description": "the message's content units, when too few to reject on"})
     min_content_reject = fields.Integer(metadata={
         "description": "the content units the classifier needs to reject alone (its reject became review)"})
+    prohibited = fields.Float(metadata={
+        "description": "the aggregate head's probability (any prohibited category), when it decided the hit"})
+    prohibited_reject = fields.Float(metadata={
+        "description": "from this aggregate probability the most likely prohibited category rejects "
+                       "(policy.yaml classifier.prohibited_head)"})
+    confirm = fields.Float(metadata={
+        "description": "the aggregate probability a category head's reject needs (below it, review)"})
+    min_category = fields.Float(metadata={
+        "description": "the probability the most likely category needs for the aggregate head to reject with it"})
 
 
 class ReasonSchema(Schema):

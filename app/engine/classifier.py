@@ -40,6 +40,12 @@ LABELS: tuple[str, ...] = (
 )
 INFORMATIONAL: frozenset[str] = frozenset({"marketing"})
 PROHIBITED: tuple[str, ...] = tuple(c for c in LABELS if c not in INFORMATIONAL)
+#: the aggregate head a model may carry after LABELS: any prohibited category against none,
+#: trained on every category's positives pooled (policy.yaml ``classifier.prohibited_head``).
+#: Not a category: no hit carries it.
+AGGREGATE_LABEL = "prohibited"
+#: the label sets a model may have (models before the aggregate head have LABELS alone)
+MODEL_LABELS: tuple[tuple[str, ...], ...] = (LABELS, LABELS + (AGGREGATE_LABEL,))
 
 MODEL_FORMAT = 1
 MODEL_FILE = "model.joblib"
@@ -243,10 +249,11 @@ def check_metadata(meta: dict, categories: Iterable[str] | None = None) -> None:
     labels = tuple(meta.get("labels", ()))
     if meta.get("format") != MODEL_FORMAT:
         raise ModelMismatchError(f"model format {meta.get('format')!r} != code format {MODEL_FORMAT}")
-    if labels != LABELS:
-        raise ModelMismatchError(f"model label set {list(labels)} != code label set {list(LABELS)}")
+    if labels not in MODEL_LABELS:
+        raise ModelMismatchError(f"model label set {list(labels)} != code label set {list(LABELS)} "
+                                 f"(optionally followed by {AGGREGATE_LABEL!r})")
     if categories is not None:
-        missing = [lab for lab in labels if lab not in set(categories)]
+        missing = [lab for lab in labels if lab not in set(categories) and lab != AGGREGATE_LABEL]
         if missing:
             raise ModelMismatchError(f"model labels {missing} are not categories of the rules in force")
     fv = str(meta.get("features_version"))
@@ -284,7 +291,8 @@ def load_classifier(model_dir: str | Path, categories: Iterable[str] | None = No
         raise ModelMismatchError(f"{path} does not match the model_sha256 of {METADATA_FILE} "
                                  "(a corrupt or replaced model file)")
     blob = joblib.load(path)
-    if tuple(blob.get("labels", ())) != LABELS:
+    labels = tuple(blob.get("labels", ()))
+    if labels != tuple(meta.get("labels", ())):
         raise ModelMismatchError(f"{MODEL_FILE} label set does not match {METADATA_FILE}")
     if meta.get("normalizer", "").startswith("standin"):
         try:
@@ -293,7 +301,7 @@ def load_classifier(model_dir: str | Path, categories: Iterable[str] | None = No
                         meta.get("version"))
         except ImportError:
             pass
-    return Classifier(blob["vectorizer"], blob["coef"], blob["intercept"], LABELS,
+    return Classifier(blob["vectorizer"], blob["coef"], blob["intercept"], labels,
                       version=str(meta.get("version", "unknown")), metadata=meta)
 
 

@@ -65,6 +65,18 @@ that language (``Content.lang``: Latin words outnumber CJK characters -> en).
 A category's ``reject_with_channel`` (null by default) is the probability from which the
 classifier rejects when the message also gives its reader a way to act: a hit of one of the
 pattern rules listed in ``classifier.channel_rules`` (a link, a phone number, a WeChat id).
+``classifier.prohibited_head`` (``{reject, min_category}``, per language under
+``classifier.languages.<lang>.prohibited_head``): a model that carries the aggregate head
+(``app.engine.classifier.AGGREGATE_LABEL``: any prohibited category against none, trained on all of them
+pooled) gives its probability with the others. When it reaches ``reject`` and no classifier hit
+rejects already, the most likely prohibited category, if its own probability is at least
+``min_category``, rejects (review below ``min_content_reject`` units): a message that is clearly
+prohibited but spread over two neighbouring categories (abuse and hate, rumour and politics) is
+not let through because neither head alone is sure; categories listed in ``exclude`` are never
+the one it rejects with. ``confirm``: a category head's own reject (``reject`` or
+``reject_with_channel``) needs the aggregate head's probability to be at least this, else the hit
+is review: a category head sure of a message the model as a whole does not find prohibited (a news
+line on theft scored as hate) sends it to a person. The aggregate label itself never makes a hit.
 """
 from __future__ import annotations
 
@@ -72,9 +84,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
+from app.engine.classifier import AGGREGATE_LABEL
 from app.engine.types import Explanation, Hit, Verdict
 
-__all__ = ["Policy", "ClassifierThresholds"]
+__all__ = ["Policy", "ClassifierThresholds", "AggregateThresholds"]
 
 _SKIP_LABELS = ("normal", "none", "ok", "")
 
@@ -87,6 +100,18 @@ class ClassifierThresholds:
     #: p at which the classifier rejects when the message also offers a way to act on it (a
     #: hit of ``Policy.channel_rules``: a link, a phone number, a WeChat id); None: never
     reject_with_channel: float | None = None
+
+
+@dataclass(frozen=True)
+class AggregateThresholds:
+    """``classifier.prohibited_head``: the aggregate head rejects from ``reject`` (None: never)
+    with the most likely prohibited category, when that category's probability >= ``min_category``
+    and it is not one of ``exclude``; a category head's own reject needs the aggregate head at
+    ``confirm`` or more (None: no such check), else it is review."""
+    reject: float | None = None
+    min_category: float = 0.4
+    exclude: frozenset[str] = frozenset()
+    confirm: float | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +131,9 @@ class Policy:
     classifier_languages: dict[str, dict[str, ClassifierThresholds]] = field(default_factory=dict)
     #: pattern rules that give the reader a way to act (classifier ``reject_with_channel``)
     channel_rules: frozenset[str] = frozenset()
+    #: the aggregate head's thresholds, and per message language
+    classifier_aggregate: AggregateThresholds = AggregateThresholds()
+    classifier_aggregate_languages: dict[str, AggregateThresholds] = field(default_factory=dict)
 
     # ------------------------------------------------------------------------------ load
     @classmethod
@@ -171,7 +199,9 @@ class Policy:
         if not isinstance(clf, dict):
             raise ValueError("classifier: expected a mapping")
         _keys(clf, {"enabled", "weight", "default", "categories", "min_content", "min_content_reject", "languages",
-                    "channel_rules"}, "classifier")
+                    "channel_rules", "prohibited_head"}, "classifier")
+        aggregate = _aggregate(clf.get("prohibited_head"), AggregateThresholds(), "classifier.prohibited_head",
+                               categories)
         channel_rules = clf.get("channel_rules") or []
         if not isinstance(channel_rules, list) or not all(isinstance(r, str) and r.startswith("PAT_")
                                                           for r in channel_rules):
@@ -195,13 +225,17 @@ class Policy:
         if not isinstance(langs, dict):
             raise ValueError("classifier.languages: expected a mapping language -> {categories: ...}")
         per_lang: dict[str, dict[str, ClassifierThresholds]] = {}
+        aggregate_lang: dict[str, AggregateThresholds] = {}
         for lang, spec in langs.items():
             where = f"classifier.languages.{lang}"
             if lang not in ("en", "zh"):
                 raise ValueError(f"{where}: language must be en or zh")
             if not isinstance(spec, dict):
                 raise ValueError(f"{where}: expected a mapping with categories")
-            _keys(spec, {"categories"}, where)
+            _keys(spec, {"categories", "prohibited_head"}, where)
+            if "prohibited_head" in spec:
+                aggregate_lang[lang] = _aggregate(spec["prohibited_head"], aggregate, f"{where}.prohibited_head",
+                                                  categories)
             lc = spec.get("categories") or {}
             if not isinstance(lc, dict):
                 raise ValueError(f"{where}.categories: expected a mapping category -> thresholds")
@@ -217,6 +251,7 @@ class Policy:
             classifier_weight=weight, classifier_default=default,
             classifier_categories=per, classifier_enabled=enabled, min_content=min_content,
             min_content_reject=min_content_reject, channel_rules=frozenset(channel_rules),
+            classifier_aggregate=aggregate, classifier_aggregate_languages=aggregate_lang,
         ), warnings
 
     # ------------------------------------------------------------------------ classifier
@@ -248,11 +283,18 @@ class Policy:
             if factor <= 0.0:
                 return hits
             note = f" (bounded x{factor:.2f}: {units} of {self.min_content} content units)"
+        # the aggregate head's probability (a model that has one: its last label)
+        p_any = float(probs[len(labels) - 1]) * factor if labels and labels[-1] == AGGREGATE_LABEL else None
+        agg = self.aggregate_for(lang)
+        if p_any is not None and not math.isfinite(p_any):
+            p_any = None
         for label, p in zip(labels, probs):
             if label in _SKIP_LABELS:
                 continue
             p = float(p) * factor
             if not math.isfinite(p):
+                continue
+            if label == AGGREGATE_LABEL:
                 continue
             t = self.thresholds_for(label, lang)
             if p < t.report:
@@ -281,6 +323,11 @@ class Policy:
                     rejects = True
                     desc += f" (with a way to act: {channel})"
                     th.append(("channel", channel))
+            if rejects and p_any is not None and agg.confirm is not None and p_any < agg.confirm:
+                rejects = False
+                action = "review"
+                desc += f" (review, not reject: any prohibited category {p_any:.2f} < {agg.confirm})"
+                th += [("prohibited", round(p_any, 4)), ("confirm", agg.confirm)]
             if rejects:
                 if units is not None and units < self.min_content_reject:
                     action = "review"
@@ -293,7 +340,60 @@ class Policy:
                 rule=f"CLF_{label.upper()}", category=label, detector="classifier",
                 score=round(p, 4), action=action, description=desc, words=words, threshold=tuple(th),
             ))
+        if p_any is not None:
+            self._aggregate_reject(hits, labels, probs, factor, p_any, agg, lang, units, explain)
         return hits
+
+    def aggregate_for(self, lang: str | None) -> AggregateThresholds:
+        """The ``prohibited_head`` settings for a message of language ``lang``."""
+        if lang is not None and lang in self.classifier_aggregate_languages:
+            return self.classifier_aggregate_languages[lang]
+        return self.classifier_aggregate
+
+    def _aggregate_reject(self, hits: list[Hit], labels: Sequence[str], probs: Sequence[float], factor: float,
+                          p_any: float, agg: AggregateThresholds, lang: str | None, units, explain) -> None:
+        """``classifier.prohibited_head``: the most likely prohibited category's hit rejects (made
+        or replaced in ``hits``) when the aggregate head reaches its reject threshold and no
+        classifier hit rejects yet."""
+        if agg.reject is None or p_any < agg.reject or any(h.action == "reject" for h in hits):
+            return
+        best, best_p = None, -1.0
+        for label, p in zip(labels, probs):
+            if label in _SKIP_LABELS or label == AGGREGATE_LABEL or label in self.informational:
+                continue
+            p = float(p) * factor
+            if math.isfinite(p) and p > best_p:
+                best, best_p = label, p
+        if best is None or best_p < agg.min_category or best in agg.exclude:
+            return
+        at = next((i for i, h in enumerate(hits) if h.category == best), None)
+        old = hits[at] if at is not None else None
+        t = self.thresholds_for(best, lang)
+        th = [kv for kv in (old.threshold or ()) if kv[0] not in ("prohibited", "confirm")] if old is not None \
+            else [("report", t.report), ("review", t.review), ("reject", t.reject)]
+        th += [("prohibited", round(p_any, 4)), ("prohibited_reject", agg.reject),
+               ("min_category", agg.min_category)]
+        if lang is not None and not any(k == "lang" for k, _ in th) and lang in self.classifier_aggregate_languages:
+            th.append(("lang", lang))
+        desc = (old.description if old is not None else f"classifier: {best}") + \
+            f" (any prohibited category {p_any:.2f} >= {agg.reject}: the most likely is {best})"
+        action = "reject"
+        if units is not None and units < self.min_content_reject:
+            action = "review"
+            desc += f" (review, not reject: {units} of {self.min_content_reject} content units)"
+            th += [("units", int(units)), ("min_content_reject", self.min_content_reject)]
+        words = old.words if old is not None else None
+        if words is None and explain is not None:
+            try:
+                words = tuple(explain(best))
+            except Exception:  # an explanation is a courtesy, never a failure
+                words = None
+        hit = Hit(rule=f"CLF_{best.upper()}", category=best, detector="classifier", score=round(best_p, 4),
+                  action=action, description=desc, words=words, threshold=tuple(th))
+        if old is not None:
+            hits[at] = hit
+        else:
+            hits.append(hit)
 
     # ---------------------------------------------------------------------------- decide
     def apply(self, hit: Hit) -> Hit | None:
@@ -542,6 +642,30 @@ def _keys(d: dict, allowed: set[str], where: str) -> None:
     if unknown:
         prefix = f"{where}: " if where else ""
         raise ValueError(f"{prefix}unknown key(s) {', '.join(sorted(unknown))} (allowed: {', '.join(sorted(allowed))})")
+
+
+def _aggregate(d: Any, base: AggregateThresholds, where: str, categories: dict | None) -> AggregateThresholds:
+    if d is None:
+        return base
+    if not isinstance(d, dict):
+        raise ValueError(f"{where}: expected a mapping with reject, min_category, exclude and/or confirm")
+    _keys(d, {"reject", "min_category", "exclude", "confirm"}, where)
+    reject = _prob(d["reject"], f"{where}.reject") if "reject" in d else base.reject
+    min_category = _prob(d["min_category"], f"{where}.min_category") if "min_category" in d else base.min_category
+    if min_category is None:
+        raise ValueError(f"{where}.min_category: must be a probability")
+    confirm = _prob(d["confirm"], f"{where}.confirm") if "confirm" in d else base.confirm
+    exclude = base.exclude
+    if "exclude" in d:
+        ex = d["exclude"] if d["exclude"] is not None else []
+        if not isinstance(ex, list) or not all(isinstance(c, str) for c in ex):
+            raise ValueError(f"{where}.exclude: expected a list of category ids")
+        if categories:
+            bad = [c for c in ex if c not in categories]
+            if bad:
+                raise ValueError(f"{where}.exclude: unknown categories {bad}")
+        exclude = frozenset(ex)
+    return AggregateThresholds(reject=reject, min_category=min_category, exclude=exclude, confirm=confirm)
 
 
 def _thresholds(d: Any, base: ClassifierThresholds, where: str) -> ClassifierThresholds:

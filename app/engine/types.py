@@ -241,7 +241,16 @@ def _why_action(h: Hit) -> str:
     if h.detector == "classifier" and th is not None:
         p = _num(h.score)
         lang = f" ({th['lang']} thresholds)" if th.get("lang") else ""
-        if th.get("reject") is not None and h.score >= th["reject"]:
+        if th.get("confirm") is not None and th.get("prohibited") is not None:
+            reached = f"its reject threshold {_num(th['reject'])}{lang}" if th.get("reject") is not None \
+                and h.score >= th["reject"] else f"its reject_with_channel threshold{lang}"
+            return (f"has probability {p} >= {reached}, but the aggregate head (any prohibited category) "
+                    f"has only {_num(th['prohibited'])} < its confirm threshold {_num(th['confirm'])}, so it")
+        if th.get("prohibited") is not None:
+            reached = (f"the most likely prohibited category's minimum {_num(th['min_category'])}, and the "
+                       f"aggregate head (any prohibited category) has {_num(th['prohibited'])} >= its reject "
+                       f"threshold {_num(th['prohibited_reject'])}{lang}")
+        elif th.get("reject") is not None and h.score >= th["reject"]:
             reached = f"its reject threshold {_num(th['reject'])}{lang}"
         elif th.get("channel"):
             reached = (f"its reject_with_channel threshold {_num(th.get('reject_with_channel') or 0)}{lang} "

@@ -517,6 +517,7 @@ def evaluate_model(model_dir: Path, train_dir: Path | None = None, data_dir: Pat
     val_rows = [rows[i] for i in val_idx]
     texts = [r.norm for r in val_rows]
     P = np.vstack([clf.predict_batch(texts[i:i + 2000]) for i in prog(range(0, len(texts), 2000), desc="score", unit="batch")])
+    P = P[:, :len(LABELS)]  # the category heads (a model's aggregate head, if any, comes last)
     Y = np.array([[lab in r.labels for lab in LABELS] for r in val_rows], dtype=np.int8)
     trained = [bool(meta.get("heads", {}).get(lab, {}).get("trained", True)) for lab in LABELS]
     if choose:

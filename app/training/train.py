@@ -8,7 +8,8 @@ Recipe (see MODEL_CARD.md for the why):
 - features: sublinear TF-IDF over character 1-3-grams + jieba words of the feature text
   (features.py; the rule lexicons' Chinese terms are the jieba user dictionary, frozen into the
   model);
-- one-vs-rest L2 logistic regression per category (liblinear, fixed seed) with sample weights:
+- one-vs-rest L2 logistic regression per category, and one aggregate head (any prohibited category
+  against none, for policy.yaml `classifier.prohibited_head`) (liblinear, fixed seed) with sample weights:
   positives weighted up by sqrt(negatives/positives) (capped), the project's own hand-written
   SMS (data/) weighted up, social-media corpora (COLD, SWSR, CED) weighted down as negatives of
   the SMS categories;
@@ -27,7 +28,7 @@ from typing import Callable
 import numpy as np
 
 from app.config import PROJECT_ROOT
-from app.engine.classifier import LABELS, Classifier, save_model
+from app.engine.classifier import AGGREGATE_LABEL, LABELS, PROHIBITED, Classifier, save_model
 from app.engine.features import FEATURES_VERSION, Analyzer
 from app.training import dataset as ds
 from app.training.augment import synthetic_notifications
@@ -52,6 +53,8 @@ DEFAULTS = dict(
     fbs_weight=2.0,
     max_val_group=5,
     jobs=2,
+    # fit the aggregate head (any prohibited category; policy.yaml classifier.prohibited_head)
+    aggregate_head=True,
     threshold_target_frr=TARGET_FRR,
     reject_floor=REJECT_FLOOR,
     review_budget=REVIEW_BUDGET,
@@ -175,14 +178,19 @@ def fit_classifier(rows, tr: np.ndarray, params: dict, user_words: list[str], pr
     X_tr.sum_duplicates()
     X_tr.sort_indices()
     Y_tr = np.array([[lab in rows[i].labels for lab in LABELS] for i in tr], dtype=np.int8)
+    # the aggregate head (policy.yaml classifier.prohibited_head): any prohibited category
+    heads_labels = LABELS + ((AGGREGATE_LABEL,) if params.get("aggregate_head", True) else ())
+    if len(heads_labels) > len(LABELS):
+        prohibited = [j for j, lab in enumerate(LABELS) if lab in PROHIBITED]
+        Y_tr = np.hstack([Y_tr, Y_tr[:, prohibited].max(axis=1, keepdims=True)])
     n_feat = X_tr.shape[1]
-    W = np.zeros((n_feat, len(LABELS)))
-    B = np.full(len(LABELS), -12.0)
+    W = np.zeros((n_feat, len(heads_labels)))
+    B = np.full(len(heads_labels), -12.0)
     heads: dict[str, dict] = {}
     seed = params["seed"]
 
     def fit_head(j: int) -> None:
-        lab = LABELS[j]
+        lab = heads_labels[j]
         y = Y_tr[:, j]
         n_pos = int(y.sum())
         if n_pos < 10:
@@ -204,11 +212,13 @@ def fit_classifier(rows, tr: np.ndarray, params: dict, user_words: list[str], pr
         log(f"  {lab}: {n_pos} positives, platt a={a:.3f} c={c:.3f} ({time.time() - t0:.0f}s)")
 
     with ThreadPoolExecutor(max_workers=max(1, int(params.get("jobs", 2)))) as pool:
-        list(prog(pool.map(fit_head, range(len(LABELS))), desc="categories", unit="cat", total=len(LABELS)))
-    heads = {lab: heads[lab] for lab in LABELS}
+        # the aggregate head (the most positives, the longest fit) first
+        order = sorted(range(len(heads_labels)), key=lambda j: -int(Y_tr[:, j].sum()))
+        list(prog(pool.map(fit_head, order), desc="heads", unit="head", total=len(heads_labels)))
+    heads = {lab: heads[lab] for lab in heads_labels}
     # store and score with the float32 weights that ship
     W = W.astype(np.float32).astype(np.float64)
-    return Classifier(vec, W, B, LABELS, version="training"), heads
+    return Classifier(vec, W, B, heads_labels, version="training"), heads
 
 
 def synthetic_rows(params: dict, normalizer: Callable[[str], str]) -> list:
@@ -302,7 +312,8 @@ def train_model(out_dir: Path, seed: int = 13, train_dir: Path | None = None, da
     n_feat = X_va.shape[1]
     Y = np.array([[lab in r.labels for lab in LABELS] for r in rows], dtype=np.int8)
     Y_va = Y[va]
-    W, B = clf._W, clf._b
+    # the category heads (the aggregate head, if any, is the last column)
+    W, B = clf._W[:, :len(LABELS)], clf._b[:len(LABELS)]
     P_va = 1 / (1 + np.exp(-(np.asarray(X_va @ W) + B)))
     val_rows = [rows[i] for i in va]
     trained = [heads[lab].get("trained", False) for lab in LABELS]

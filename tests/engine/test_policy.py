@@ -166,3 +166,133 @@ def test_classifier_rejects_with_a_channel_only():
 def test_reject_with_channel_validation(doc):
     with pytest.raises(ValueError):
         Policy.from_config(doc, {"fraud": None})
+
+
+def _aggregate_policy():
+    policy, _ = Policy.from_config({
+        "informational": ["marketing"],
+        "classifier": {
+            "min_content_reject": 9,
+            "categories": {"hate": {"report": 0.5, "review": 0.95, "reject": 0.995},
+                           "abuse": {"report": 0.4, "review": 0.4, "reject": 0.7}},
+            "prohibited_head": {"reject": 0.9, "min_category": 0.4},
+            "languages": {"en": {"prohibited_head": {"reject": 0.99}}},
+        }}, {"hate": None, "abuse": None, "marketing": None})
+    return policy
+
+
+LABELS3 = ["hate", "abuse", "marketing", "prohibited"]
+
+
+def test_aggregate_head_rejects_with_the_most_likely_category():
+    """A message the aggregate head is sure is prohibited, split between two neighbouring
+    categories that are each unsure, rejects with the more likely one and says why."""
+    policy = _aggregate_policy()
+    hits = policy.classifier_hits(LABELS3, [0.62, 0.45, 0.1, 0.93], content=20)
+    assert [(h.category, h.action) for h in hits] == [("hate", "reject"), ("abuse", "review")]
+    hate = hits[0]
+    assert hate.score == 0.62 and "any prohibited category 0.93 >= 0.9" in hate.description
+    th = dict(hate.threshold)
+    assert th["prohibited"] == 0.93 and th["prohibited_reject"] == 0.9 and th["min_category"] == 0.4
+    v = policy.decide(hits)
+    assert v.verdict == "reject" and v.forced_by == "CLF_HATE"
+    assert "aggregate head (any prohibited category) has 0.93 >= its reject threshold 0.9" in v.why
+    # the aggregate label is never a category of its own
+    assert "prohibited" not in v.categories
+
+
+def test_aggregate_head_below_its_thresholds_changes_nothing():
+    policy = _aggregate_policy()
+    # below the aggregate's reject threshold: the category heads decide alone
+    hits = policy.classifier_hits(LABELS3, [0.62, 0.45, 0.1, 0.89], content=20)
+    assert [(h.category, h.action) for h in hits] == [("hate", None), ("abuse", "review")]
+    # sure it is prohibited, but no category reaches min_category: nothing is forced
+    hits = policy.classifier_hits(LABELS3, [0.3, 0.39, 0.1, 0.97], content=20)
+    assert hits == []
+    # a category head that rejects already is left as it is (no second reject reason)
+    hits = policy.classifier_hits(LABELS3, [0.2, 0.8, 0.1, 0.99], content=20)
+    assert [(h.category, h.action, "any prohibited" in h.description) for h in hits] == [("abuse", "reject", False)]
+    # marketing is informational: never the category an aggregate reject names
+    hits = policy.classifier_hits(LABELS3, [0.1, 0.2, 0.95, 0.95], content=20)
+    assert all(h.action != "reject" for h in hits)
+    # a model without the aggregate head: the policy setting has nothing to act on
+    hits = policy.classifier_hits(LABELS3[:3], [0.62, 0.45, 0.1], content=20)
+    assert [(h.category, h.action) for h in hits] == [("hate", None), ("abuse", "review")]
+
+
+def test_aggregate_head_makes_the_hit_below_report_and_respects_fragments_and_language():
+    policy = _aggregate_policy()
+    # hate at 0.45 is below its report threshold: the aggregate reject makes the hit
+    hits = policy.classifier_hits(LABELS3, [0.45, 0.2, 0.0, 0.95], content=20)
+    assert [(h.category, h.action, h.score) for h in hits] == [("hate", "reject", 0.45)]
+    # a fragment too short to reject on goes to review instead
+    (h,) = policy.classifier_hits(LABELS3, [0.45, 0.2, 0.0, 0.95], content=6)
+    assert h.action == "review" and "content units" in h.description
+    # English has its own, higher line
+    assert all(h.action != "reject" for h in policy.classifier_hits(LABELS3, [0.62, 0.45, 0.1, 0.95], content=_en()))
+    hits = policy.classifier_hits(LABELS3, [0.62, 0.45, 0.1, 0.995], content=_en())
+    assert hits[0].action == "reject" and dict(hits[0].threshold)["lang"] == "en"
+
+
+def test_aggregate_head_reject_is_demoted_by_warning_context():
+    """An anti-discrimination notice the aggregate head scores high still goes to a person, not
+    to the bin, when its own category's warning context is present."""
+    policy = _aggregate_policy()
+    hits = policy.classifier_hits(LABELS3, [0.62, 0.45, 0.1, 0.95], content=20)
+    ctx = kw("KW_HATE_CTX_NOTICE", "hate", -6)
+    assert policy.decide(hits + [ctx]).verdict == "review"
+
+
+@pytest.mark.parametrize("doc", [
+    {"classifier": {"prohibited_head": 0.9}},
+    {"classifier": {"prohibited_head": {"reject": 1.5}}},
+    {"classifier": {"prohibited_head": {"reject": 0.9, "min_category": None}}},
+    {"classifier": {"prohibited_head": {"rejects": 0.9}}},
+    {"classifier": {"languages": {"en": {"prohibited_head": {"reject": "high"}}}}},
+])
+def test_aggregate_head_validation(doc):
+    with pytest.raises(ValueError):
+        Policy.from_config(doc, {"fraud": None})
+
+
+def test_a_category_reject_needs_the_aggregate_head_to_confirm_it():
+    """``confirm``: a category head sure of a message that the aggregate head does not find
+    prohibited sends it to review, and says why; without the aggregate head nothing changes."""
+    policy, _ = Policy.from_config({
+        "informational": ["marketing"],
+        "classifier": {
+            "categories": {"fraud": {"report": 0.4, "review": 0.5, "reject": 0.9}},
+            "prohibited_head": {"reject": 0.85, "min_category": 0.6, "confirm": 0.3, "exclude": ["hate"]},
+            "languages": {"en": {"prohibited_head": {"reject": 0.995, "confirm": None}}},
+        }}, {"fraud": None, "hate": None, "marketing": None})
+    labels = ["fraud", "hate", "marketing", "prohibited"]
+    (h,) = policy.classifier_hits(labels, [0.95, 0.0, 0.0, 0.2], content=20)
+    assert h.action == "review" and "any prohibited category 0.20 < 0.3" in h.description
+    v = policy.decide([h])
+    assert v.verdict == "review"
+    assert "the aggregate head (any prohibited category) has only 0.2 < its confirm threshold 0.3" in v.why
+    (h,) = policy.classifier_hits(labels, [0.95, 0.0, 0.0, 0.31], content=20)
+    assert h.action == "reject" and "prohibited" not in dict(h.threshold)
+    # English: confirm switched off, the rest inherited
+    (h,) = policy.classifier_hits(labels, [0.95, 0.0, 0.0, 0.2], content=_en())
+    assert h.action == "reject"
+    assert policy.aggregate_for("en").exclude == frozenset({"hate"}) and policy.aggregate_for("en").min_category == 0.6
+    # no aggregate head in the model: the category head rejects alone as before
+    (h,) = policy.classifier_hits(labels[:3], [0.95, 0.0, 0.0], content=20)
+    assert h.action == "reject"
+    # an excluded category is never the one the aggregate head rejects with
+    hits = policy.classifier_hits(labels, [0.3, 0.7, 0.0, 0.99], content=20)
+    assert all(h.action != "reject" for h in hits)
+    hits = policy.classifier_hits(labels, [0.7, 0.3, 0.0, 0.99], content=20)
+    assert [(h.category, h.action) for h in hits] == [("fraud", "reject")]
+    assert "any prohibited category 0.99 >= 0.85" in hits[0].description
+
+
+@pytest.mark.parametrize("doc", [
+    {"classifier": {"prohibited_head": {"exclude": "hate"}}},
+    {"classifier": {"prohibited_head": {"exclude": ["nope"]}}},
+    {"classifier": {"prohibited_head": {"confirm": 2}}},
+])
+def test_aggregate_head_exclude_and_confirm_validation(doc):
+    with pytest.raises(ValueError):
+        Policy.from_config(doc, {"fraud": None, "hate": None})

@@ -118,3 +118,37 @@ def test_unknown_category_in_rules_refused(tmp_path, clf):
 def test_missing_model_dir_refused(tmp_path):
     with pytest.raises(C.ModelMismatchError, match="metadata"):
         C.load_classifier(tmp_path / "nope")
+
+
+def with_aggregate_head(clf: C.Classifier) -> C.Classifier:
+    """``clf`` plus an aggregate head (any prohibited category) fitted on TEXTS."""
+    X = clf._vec.transform([t for t, _ in TEXTS])
+    y = np.array([lab is not None and lab in C.PROHIBITED for _, lab in TEXTS], dtype=int)
+    lr = LogisticRegression(C=10.0, solver="liblinear").fit(X, y)
+    W = np.hstack([clf._W, lr.coef_.reshape(-1, 1)])
+    B = np.append(clf._b, lr.intercept_[0])
+    return C.Classifier(clf._vec, W, B, C.LABELS + (C.AGGREGATE_LABEL,), version="tiny-aggregate")
+
+
+def test_a_model_with_the_aggregate_head_round_trips(tmp_path, clf):
+    agg = with_aggregate_head(clf)
+    _save(tmp_path, agg)
+    loaded = C.load_classifier(tmp_path, categories=list(C.LABELS))
+    assert loaded.labels == C.LABELS + (C.AGGREGATE_LABEL,)
+    probes = [t for t, _ in TEXTS]
+    P = loaded.predict_batch(probes)
+    assert P.shape == (len(probes), len(C.LABELS) + 1)
+    # the category heads are the same as without the aggregate head
+    np.testing.assert_allclose(P[:, :len(C.LABELS)], clf.predict_batch(probes), atol=1e-5)
+    np.testing.assert_allclose(np.vstack([loaded.predict_one(t) for t in probes]), P, rtol=0, atol=1e-9)
+    # gambling and fraud rows score higher on "any prohibited" than the personal ones
+    gambling = P[[i for i, (_, lab) in enumerate(TEXTS) if lab == "gambling"], -1]
+    personal = P[[i for i, (_, lab) in enumerate(TEXTS) if lab is None], -1]
+    assert gambling.min() > personal.max()
+
+
+def test_the_aggregate_label_is_not_a_category_anywhere_else(tmp_path, clf):
+    # a label set with the aggregate head in another place, or another extra head, is refused
+    _save(tmp_path, with_aggregate_head(clf), labels=[C.AGGREGATE_LABEL] + list(C.LABELS))
+    with pytest.raises(C.ModelMismatchError, match="label set"):
+        C.load_classifier(tmp_path)
