@@ -59,6 +59,17 @@ WEAKNESSES = [
 ]
 
 
+def _aggregate_lines(head: dict | None) -> list[str]:
+    """The aggregate head (any prohibited category; rules/policy.yaml classifier.prohibited_head)."""
+    if not head or not head.get("trained"):
+        return []
+    return [f"- An aggregate head, `prohibited` (any prohibited category against none; "
+            f"{head.get('train_positives')} positives pooled from every category), fitted and calibrated the same "
+            "way and stored after the category heads. It is not a category: rules/policy.yaml "
+            "`classifier.prohibited_head` uses it to reject with the most likely category when it is sure and "
+            "to hold a category head's reject back to review when it disagrees (rules/README.md)."]
+
+
 def _crossfit_line(cf: dict | None, what: str) -> list[str]:
     if not cf:
         return []
@@ -145,6 +156,7 @@ def write_model_card(out_dir: Path, meta: dict, report: dict) -> None:
         "positives up-weighted by sqrt(neg/pos) (capped at "
         f"{meta.get('params', {}).get('pos_weight_cap')}), Platt scaling fitted on "
         f"{meta.get('params', {}).get('folds')}-fold out-of-fold scores and folded into the weights.",
+        *_aggregate_lines(meta.get("heads", {}).get("prohibited")),
         f"- Validation: {meta.get('split', {}).get('method')}. "
         f"{meta.get('split', {}).get('train_rows')} train / {meta.get('split', {}).get('val_rows')} validation rows.",
         "- Scoring: a lean single-message path (vocabulary dict + dense per-feature weight rows) and a batch "
