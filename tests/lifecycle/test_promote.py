@@ -156,6 +156,8 @@ def test_a_corrupt_model_is_refused_and_the_old_one_kept(service, signed, cli_en
     tmp.write_text(str(corrupt), encoding="utf-8")
     os.replace(tmp, settings.instance_dir / "model-current")
     assert _wait_for(lambda: _ready(app).get("model_promoted") == str(corrupt))
+    # while the worker is still loading it the warning says "switching"; then the error
+    assert _wait_for(lambda: _ready(app)["checks"]["model"].get("last_error"))
     body = _ready(app)
     assert body["status"] == "ready" and body["model_version"] == bad_v
     assert body["model_promoted"] == str(corrupt)

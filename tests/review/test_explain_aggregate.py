@@ -3,6 +3,8 @@
 holding a category's reject back to review."""
 from __future__ import annotations
 
+import pytest
+
 from app.engine.policy import Policy
 
 
@@ -21,17 +23,15 @@ def _render(app, verdict) -> str:
         return str(macro(verdict.to_dict()))
 
 
-def test_the_page_says_the_aggregate_head_rejected(app):
+@pytest.mark.parametrize("probs, verdict, sentence", [
+    # sure it is prohibited, split between categories: rejects with the most likely one
+    ([0.55, 0.3, 0.0, 0.9], "reject",
+     "any prohibited category 0.9, rejecting from 0.85 with the most likely category (at least 0.5)"),
+    # a category head sure of a message the aggregate head does not find prohibited: review
+    ([0.8, 0.0, 0.0, 0.1], "review", "any prohibited category only 0.1, below the 0.3 a reject needs: review"),
+])
+def test_the_page_says_what_the_aggregate_head_did(app, probs, verdict, sentence):
     p = _policy()
-    v = p.decide(p.classifier_hits(["abuse", "hate", "marketing", "prohibited"], [0.55, 0.3, 0.0, 0.9], content=20))
-    assert v.verdict == "reject"
-    html = _render(app, v)
-    assert "any prohibited category 0.9, rejecting from 0.85 with the most likely category (at least 0.5)" in html
-
-
-def test_the_page_says_the_aggregate_head_held_a_reject_back(app):
-    p = _policy()
-    v = p.decide(p.classifier_hits(["abuse", "hate", "marketing", "prohibited"], [0.8, 0.0, 0.0, 0.1], content=20))
-    assert v.verdict == "review"
-    html = _render(app, v)
-    assert "any prohibited category only 0.1, below the 0.3 a reject needs: review" in html
+    v = p.decide(p.classifier_hits(["abuse", "hate", "marketing", "prohibited"], probs, content=20))
+    assert v.verdict == verdict
+    assert sentence in _render(app, v)
