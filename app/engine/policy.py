@@ -65,7 +65,7 @@ that language (``Content.lang``: Latin words outnumber CJK characters -> en).
 A category's ``reject_with_channel`` (null by default) is the probability from which the
 classifier rejects when the message also gives its reader a way to act: a hit of one of the
 pattern rules listed in ``classifier.channel_rules`` (a link, a phone number, a WeChat id).
-``classifier.prohibited_head`` (``{reject, min_category}``, per language under
+``classifier.prohibited_head`` (``{reject, min_category, exclude, confirm}``, per language under
 ``classifier.languages.<lang>.prohibited_head``): a model that carries the aggregate head
 (``app.engine.classifier.AGGREGATE_LABEL``: any prohibited category against none, trained on all of them
 pooled) gives its probability with the others. When it reaches ``reject`` and no classifier hit
