@@ -285,9 +285,9 @@ class Policy:
             note = f" (bounded x{factor:.2f}: {units} of {self.min_content} content units)"
         # the aggregate head's probability (a model that has one: its last label)
         p_any = float(probs[len(labels) - 1]) * factor if labels and labels[-1] == AGGREGATE_LABEL else None
-        agg = self.aggregate_for(lang)
         if p_any is not None and not math.isfinite(p_any):
             p_any = None
+        agg = self.aggregate_for(lang) if p_any is not None else None  # models without the head: no lookup
         for label, p in zip(labels, probs):
             if label in _SKIP_LABELS:
                 continue
@@ -323,7 +323,7 @@ class Policy:
                     rejects = True
                     desc += f" (with a way to act: {channel})"
                     th.append(("channel", channel))
-            if rejects and p_any is not None and agg.confirm is not None and p_any < agg.confirm:
+            if rejects and agg is not None and agg.confirm is not None and p_any < agg.confirm:
                 rejects = False
                 action = "review"
                 desc += f" (review, not reject: any prohibited category {p_any:.2f} < {agg.confirm})"
@@ -340,7 +340,7 @@ class Policy:
                 rule=f"CLF_{label.upper()}", category=label, detector="classifier",
                 score=round(p, 4), action=action, description=desc, words=words, threshold=tuple(th),
             ))
-        if p_any is not None:
+        if agg is not None:
             self._aggregate_reject(hits, labels, probs, factor, p_any, agg, lang, units, explain)
         return hits
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.engine.classifier import LABELS
+from app.engine.classifier import AGGREGATE_LABEL, LABELS
 from app.training.dataset import BLIND_DIR
 
 CITATIONS = {
@@ -63,7 +63,7 @@ def _aggregate_lines(head: dict | None) -> list[str]:
     """The aggregate head (any prohibited category; rules/policy.yaml classifier.prohibited_head)."""
     if not head or not head.get("trained"):
         return []
-    return [f"- An aggregate head, `prohibited` (any prohibited category against none; "
+    return [f"- An aggregate head, `{AGGREGATE_LABEL}` (any prohibited category against none; "
             f"{head.get('train_positives')} positives pooled from every category), fitted and calibrated the same "
             "way and stored after the category heads. It is not a category: rules/policy.yaml "
             "`classifier.prohibited_head` uses it to reject with the most likely category when it is sure and "
@@ -156,7 +156,7 @@ def write_model_card(out_dir: Path, meta: dict, report: dict) -> None:
         "positives up-weighted by sqrt(neg/pos) (capped at "
         f"{meta.get('params', {}).get('pos_weight_cap')}), Platt scaling fitted on "
         f"{meta.get('params', {}).get('folds')}-fold out-of-fold scores and folded into the weights.",
-        *_aggregate_lines(meta.get("heads", {}).get("prohibited")),
+        *_aggregate_lines(meta.get("heads", {}).get(AGGREGATE_LABEL)),
         f"- Validation: {meta.get('split', {}).get('method')}. "
         f"{meta.get('split', {}).get('train_rows')} train / {meta.get('split', {}).get('val_rows')} validation rows.",
         "- Scoring: a lean single-message path (vocabulary dict + dense per-feature weight rows) and a batch "

@@ -8,8 +8,8 @@ Recipe (see MODEL_CARD.md for the why):
 - features: sublinear TF-IDF over character 1-3-grams + jieba words of the feature text
   (features.py; the rule lexicons' Chinese terms are the jieba user dictionary, frozen into the
   model);
-- one-vs-rest L2 logistic regression per category, and one aggregate head (any prohibited category
-  against none, for policy.yaml `classifier.prohibited_head`) (liblinear, fixed seed) with sample weights:
+- one-vs-rest L2 logistic regression (liblinear, fixed seed) per category, plus one aggregate head
+  (any prohibited category against none, for policy.yaml `classifier.prohibited_head`), with sample weights:
   positives weighted up by sqrt(negatives/positives) (capped), the project's own hand-written
   SMS (data/) weighted up, social-media corpora (COLD, SWSR, CED) weighted down as negatives of
   the SMS categories;
