@@ -43,6 +43,9 @@ class ClassifierThresholdSchema(Schema):
     prohibited_reject = fields.Float(metadata={
         "description": "from this aggregate probability the most likely prohibited category rejects "
                        "(policy.yaml classifier.prohibited_head)"})
+    decision = fields.Float(metadata={
+        "description": "the fitted decision's score (the aggregate head weighed with the other signals, "
+                       "policy.yaml prohibited_head.fitted): what prohibited_reject and confirm compared, when present"})
     confirm = fields.Float(metadata={
         "description": "the aggregate probability a category head's reject needs (below it, review)"})
     min_category = fields.Float(metadata={

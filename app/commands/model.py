@@ -1,4 +1,4 @@
-"""`smsguard train` and `smsguard evaluate`: the trained classifier's life cycle."""
+"""`smsguard train`, `smsguard evaluate` and `smsguard fit-decision`: the trained classifier's life cycle."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,7 +7,7 @@ import click
 
 from app.config import DEFAULT_MODEL_NAME, PROJECT_ROOT
 
-COMMANDS = ("train", "evaluate")
+COMMANDS = ("train", "evaluate", "fit_decision")
 
 _DEFAULT_OUT = PROJECT_ROOT / "models" / DEFAULT_MODEL_NAME
 
@@ -100,7 +100,11 @@ def _decisions(database_url: str | None, since_text: str | None) -> dict:
                    "(ignores --model)")
 @click.option("--sources", default=None, metavar="A,B",
               help="with --by-source: the sources to hold out (corpus names such as spam800k, data/FILE, "
-                   "or writer:ID for the rows of data/ by one writer); default every SMS source")
+                   "or writer:ID for the rows of data/ by one writer; A+B: held out together, one fold); "
+                   "default every SMS source")
+@click.option("--dump", "dump_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="with --by-source: write every held-out row's probabilities and hits here (JSON lines; "
+                   "what `smsguard fit-decision` fits on)")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="with --by-source: write the table as Markdown here")
 @click.option("--seed", type=int, default=13, show_default=True, help="with --by-source: seed of the recipe")
@@ -111,7 +115,7 @@ def _decisions(database_url: str | None, since_text: str | None) -> dict:
                    "the prohibited rows that were) here (JSON lines)")
 def evaluate(model_dir: Path, train_dir, data_dir, engine: bool, rules_dir: Path, choose: bool,
              exclude_val_of: int | None, by_source: bool, sources: str | None, report_path: Path | None,
-             seed: int, misses_path: Path | None, blind_path: Path | None) -> None:
+             seed: int, misses_path: Path | None, blind_path: Path | None, dump_path: Path | None) -> None:
     """Evaluate a model on its validation split: per-category P/R/F1, false rejects, confusion.
     With --by-source: leave one source out (what predicts traffic the model never saw)."""
     from app.engine.classifier import ModelMismatchError
@@ -126,10 +130,10 @@ def evaluate(model_dir: Path, train_dir, data_dir, engine: bool, rules_dir: Path
     if by_source:
         if choose or exclude_val_of is not None or engine:
             raise click.UsageError("--by-source cannot be combined with --choose-thresholds, --exclude-val-of or --engine")
-        _by_source(rules_dir, train_dir, data_dir, sources, report_path, seed, misses_path)
+        _by_source(rules_dir, train_dir, data_dir, sources, report_path, seed, misses_path, dump_path)
         return
-    if sources is not None or report_path is not None or misses_path is not None:
-        raise click.UsageError("--sources, --report and --misses go with --by-source")
+    if sources is not None or report_path is not None or misses_path is not None or dump_path is not None:
+        raise click.UsageError("--sources, --report, --misses and --dump go with --by-source")
     if choose and exclude_val_of is not None:
         raise click.UsageError("--choose-thresholds cannot be combined with --exclude-val-of")
     try:
@@ -144,7 +148,7 @@ def evaluate(model_dir: Path, train_dir, data_dir, engine: bool, rules_dir: Path
 
 
 def _by_source(rules_dir: Path, train_dir, data_dir, sources: str | None, report_path: Path | None, seed: int,
-               misses_path: Path | None) -> None:
+               misses_path: Path | None, dump_path: Path | None = None) -> None:
     import shlex
     import sys
 
@@ -156,9 +160,11 @@ def _by_source(rules_dir: Path, train_dir, data_dir, sources: str | None, report
         if not names:
             raise click.UsageError("--sources: no source named")
     misses: list | None = [] if misses_path is not None else None
+    dump: list | None = [] if dump_path is not None else None
     try:
         result = bs.evaluate_by_source(rules_dir, train_dir=train_dir, data_dir=data_dir, sources=names, seed=seed,
-                                       progress=_progress, log=lambda m: click.echo(m, err=True), misses=misses)
+                                       progress=_progress, log=lambda m: click.echo(m, err=True), misses=misses,
+                                       dump=dump)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     for line in bs.table_lines(result):
@@ -166,6 +172,8 @@ def _by_source(rules_dir: Path, train_dir, data_dir, sources: str | None, report
     try:  # the table is printed first: a path that cannot be written loses no figure
         if misses_path is not None:
             _write_lines(misses_path, misses)
+        if dump_path is not None:
+            _write_lines(dump_path, dump)
         if report_path is not None:
             command = "smsguard " + " ".join(shlex.quote(a) for a in sys.argv[1:])
             bs.write_report(report_path, result, command)
@@ -201,3 +209,56 @@ def _blind(path: Path, model_dir: Path, rules_dir: Path, misses_path: Path | Non
         click.echo(line)
     if misses_path is not None:
         _write_lines(misses_path, blind.misses(result))
+
+
+@click.command("fit-decision")
+@click.option("--dump", "dump_paths", type=click.Path(exists=True, dir_okay=False, path_type=Path), multiple=True,
+              required=True, help="a dump of `smsguard evaluate --by-source --dump` (repeatable)")
+@click.option("--rules-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=PROJECT_ROOT / "rules", show_default=True, help="the policy to fit within")
+@click.option("--max-rejected", type=float, default=0.45, show_default=True,
+              help="budget: percent of a source's normal messages rejected")
+@click.option("--max-flagged", type=float, default=2.0, show_default=True,
+              help="budget: percent of a source's normal messages rejected or sent to review")
+@click.option("--min-normals", type=int, default=1000, show_default=True,
+              help="sources with fewer normal messages are shown but not held to the budgets")
+@click.option("--C", "C", type=float, default=1.0, show_default=True, help="inverse L2 strength of the fit")
+def fit_decision(dump_paths: tuple[Path, ...], rules_dir: Path, max_rejected: float, max_flagged: float,
+                 min_normals: int, C: float) -> None:
+    """Fit the second-level decision on held-out signals and choose its thresholds: prints the
+    prohibited_head block for rules/policy.yaml and per source the figures it was chosen on."""
+    from app.engine.ruleset import RuleSetManager
+    from app.training import decision_fit as df
+
+    if not (0 <= max_rejected <= 100 and 0 <= max_flagged <= 100) or not C > 0 or min_normals < 1:
+        raise click.UsageError("budgets are percents from 0 to 100, C a positive number, --min-normals at least 1")
+    try:
+        rows = df.load_dump(dump_paths)
+    except (ValueError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    manager = RuleSetManager(rules_dir, watch=False)
+    try:
+        policy = manager.current.policy
+    finally:
+        manager.close()
+    click.echo(f"{len(rows)} rows from {len({r['source'] for r in rows})} sources", err=True)
+    fitted = df.fit(rows, policy, C=C)
+    result = df.choose(rows, policy, fitted, budget_rejected=max_rejected, budget_flagged=max_flagged,
+                       min_normals=min_normals, progress=_progress)
+
+    def pct(x):
+        return "-" if x is None else f"{x:.2f}%"
+    click.echo("| source | normals | rejected | flagged | prohibited | rejected | (policy as it stands: "
+               "rejected / flagged / prohibited rejected) |")
+    click.echo("|---|---:|---:|---:|---:|---:|---|")
+    for s, b in result["baseline"].items():
+        f = (result["sources"] or {}).get(s, {})
+        click.echo(f"| {s} | {b['normals']} | {pct(f.get('normal_rejected'))} | {pct(f.get('normal_flagged'))} | "
+                   f"{b['prohibited']} | {pct(f.get('prohibited_rejected'))} | {pct(b['normal_rejected'])} / "
+                   f"{pct(b['normal_flagged'])} / {pct(b['prohibited_rejected'])} |")
+    if result["choice"] is None:
+        raise click.ClickException(f"no thresholds keep every source within {max_rejected}% rejected and "
+                                   f"{max_flagged}% flagged")
+    click.echo(f"mean share of prohibited rows rejected: {result['objective']:.2f}% "
+               f"(policy as it stands: {result['baseline_objective']:.2f}%)")
+    click.echo(df.policy_yaml(fitted, result["choice"]))

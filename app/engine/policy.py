@@ -77,14 +77,20 @@ the one it rejects with. ``confirm``: a category head's own reject (``reject`` o
 ``reject_with_channel``) needs the aggregate head's probability to be at least this, else the hit
 is review: a category head sure of a message the model as a whole does not find prohibited (a news
 line on theft scored as hate) sends it to a person. The aggregate label itself never makes a hit.
+``prohibited_head.fitted`` (``{bias, weights: {feature: weight}}``, written by ``smsguard
+fit-decision``): ``reject`` and ``confirm`` then compare the fitted decision's score
+(``app.engine.decision``: the aggregate head, the category heads, language, length and the
+keyword, context and channel evidence weighed together) instead of the aggregate head alone.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
 from app.engine.classifier import AGGREGATE_LABEL
+from app.engine.decision import BASE_FEATURES, FittedDecision, feature_values
 from app.engine.types import Explanation, Hit, Verdict
 
 __all__ = ["Policy", "ClassifierThresholds", "AggregateThresholds"]
@@ -112,6 +118,10 @@ class AggregateThresholds:
     min_category: float = 0.4
     exclude: frozenset[str] = frozenset()
     confirm: float | None = None
+    #: a category head's forced review needs at least this (None: no such check), else it only scores
+    confirm_review: float | None = None
+    #: when set, ``reject`` and ``confirm`` compare this score instead of the aggregate head's
+    fitted: FittedDecision | None = None
 
 
 @dataclass(frozen=True)
@@ -288,6 +298,11 @@ class Policy:
         if p_any is not None and not math.isfinite(p_any):
             p_any = None
         agg = self.aggregate_for(lang) if p_any is not None else None  # models without the head: no lookup
+        decision = None  # the fitted decision's score, when the policy has one
+        if agg is not None and agg.fitted is not None:
+            decision = agg.fitted.score(feature_values(
+                labels, probs, factor, p_any, self._prohibited(labels), lang, units, evidence,
+                self.channel_rules, self.min_content_reject))
         for label, p in zip(labels, probs):
             if label in _SKIP_LABELS:
                 continue
@@ -323,10 +338,25 @@ class Policy:
                     rejects = True
                     desc += f" (with a way to act: {channel})"
                     th.append(("channel", channel))
-            if rejects and agg is not None and agg.confirm is not None and p_any < agg.confirm:
+            if action == "review" and not rejects and agg is not None and agg.confirm_review is not None \
+                    and (p_any if decision is None else decision) < agg.confirm_review:
+                action = None
+                s = p_any if decision is None else decision
+                desc += (f" (score only, no review: {'fitted decision' if decision is not None else 'any prohibited category'}"
+                         f" {s:.2f} < {agg.confirm_review})")
+                if decision is not None:
+                    th.append(("decision", round(decision, 4)))
+                th += [("prohibited", round(p_any, 4)), ("confirm_review", agg.confirm_review)]
+            if rejects and agg is not None and agg.confirm is not None \
+                    and (p_any if decision is None else decision) < agg.confirm:
                 rejects = False
                 action = "review"
-                desc += f" (review, not reject: any prohibited category {p_any:.2f} < {agg.confirm})"
+                if decision is None:
+                    desc += f" (review, not reject: any prohibited category {p_any:.2f} < {agg.confirm})"
+                else:
+                    desc += (f" (review, not reject: fitted decision {decision:.2f} < {agg.confirm};"
+                             f" any prohibited category {p_any:.2f})")
+                    th.append(("decision", round(decision, 4)))
                 th += [("prohibited", round(p_any, 4)), ("confirm", agg.confirm)]
             if rejects:
                 if units is not None and units < self.min_content_reject:
@@ -341,8 +371,12 @@ class Policy:
                 score=round(p, 4), action=action, description=desc, words=words, threshold=tuple(th),
             ))
         if agg is not None:
-            self._aggregate_reject(hits, labels, probs, factor, p_any, agg, lang, units, explain)
+            self._aggregate_reject(hits, labels, probs, factor, p_any, agg, lang, units, explain, decision)
         return hits
+
+    def _prohibited(self, labels: Sequence[str]) -> tuple[str, ...]:
+        """The model's labels that are prohibited categories (not informational, not the aggregate)."""
+        return _prohibited_labels(tuple(labels), self.informational)
 
     def aggregate_for(self, lang: str | None) -> AggregateThresholds:
         """The ``prohibited_head`` settings for a message of language ``lang``."""
@@ -351,11 +385,13 @@ class Policy:
         return self.classifier_aggregate
 
     def _aggregate_reject(self, hits: list[Hit], labels: Sequence[str], probs: Sequence[float], factor: float,
-                          p_any: float, agg: AggregateThresholds, lang: str | None, units, explain) -> None:
+                          p_any: float, agg: AggregateThresholds, lang: str | None, units, explain,
+                          decision: float | None = None) -> None:
         """``classifier.prohibited_head``: the most likely prohibited category's hit rejects (made
-        or replaced in ``hits``) when the aggregate head reaches its reject threshold and no
-        classifier hit rejects yet."""
-        if agg.reject is None or p_any < agg.reject or any(h.action == "reject" for h in hits):
+        or replaced in ``hits``) when the aggregate head (or the fitted ``decision``, when there is
+        one) reaches its reject threshold and no classifier hit rejects yet."""
+        s = p_any if decision is None else decision
+        if agg.reject is None or s < agg.reject or any(h.action == "reject" for h in hits):
             return
         best, best_p = None, -1.0
         for label, p in zip(labels, probs):
@@ -369,14 +405,18 @@ class Policy:
         at = next((i for i, h in enumerate(hits) if h.category == best), None)
         old = hits[at] if at is not None else None
         t = self.thresholds_for(best, lang)
-        th = [kv for kv in (old.threshold or ()) if kv[0] not in ("prohibited", "confirm")] if old is not None \
-            else [("report", t.report), ("review", t.review), ("reject", t.reject)]
+        th = [kv for kv in (old.threshold or ()) if kv[0] not in ("prohibited", "confirm", "decision")] \
+            if old is not None else [("report", t.report), ("review", t.review), ("reject", t.reject)]
+        if decision is not None:
+            th.append(("decision", round(decision, 4)))
         th += [("prohibited", round(p_any, 4)), ("prohibited_reject", agg.reject),
                ("min_category", agg.min_category)]
         if lang is not None and not any(k == "lang" for k, _ in th) and lang in self.classifier_aggregate_languages:
             th.append(("lang", lang))
-        desc = (old.description if old is not None else f"classifier: {best}") + \
-            f" (any prohibited category {p_any:.2f} >= {agg.reject}: the most likely is {best})"
+        desc = (old.description if old is not None else f"classifier: {best}") + (
+            f" (any prohibited category {p_any:.2f} >= {agg.reject}: the most likely is {best})" if decision is None
+            else f" (fitted decision {decision:.2f} >= {agg.reject}, any prohibited category {p_any:.2f}:"
+                 f" the most likely is {best})")
         action = "reject"
         if units is not None and units < self.min_content_reject:
             action = "review"
@@ -563,6 +603,11 @@ class Policy:
                        ruleset_version, model_version, forced_by, subs, explanation)
 
 
+@functools.lru_cache(maxsize=16)
+def _prohibited_labels(labels: tuple[str, ...], informational: frozenset[str]) -> tuple[str, ...]:
+    return tuple(lab for lab in labels if lab not in _SKIP_LABELS and lab != AGGREGATE_LABEL and lab not in informational)
+
+
 def _settle(reasons: list[Hit], points: list[float], notes: dict[int, list[str]],
             settle: list[tuple[str, str, float]], offset_rule: str | None = None) -> dict[int, list[str]]:
     """Move the category-level steps of ``decide`` onto the reasons' points (in place), so that
@@ -649,12 +694,14 @@ def _aggregate(d: Any, base: AggregateThresholds, where: str, categories: dict |
         return base
     if not isinstance(d, dict):
         raise ValueError(f"{where}: expected a mapping with reject, min_category, exclude and/or confirm")
-    _keys(d, {"reject", "min_category", "exclude", "confirm"}, where)
+    _keys(d, {"reject", "min_category", "exclude", "confirm", "confirm_review", "fitted"}, where)
     reject = _prob(d["reject"], f"{where}.reject") if "reject" in d else base.reject
     min_category = _prob(d["min_category"], f"{where}.min_category") if "min_category" in d else base.min_category
     if min_category is None:
         raise ValueError(f"{where}.min_category: must be a probability")
     confirm = _prob(d["confirm"], f"{where}.confirm") if "confirm" in d else base.confirm
+    confirm_review = (_prob(d["confirm_review"], f"{where}.confirm_review") if "confirm_review" in d
+                      else base.confirm_review)
     exclude = base.exclude
     if "exclude" in d:
         ex = d["exclude"] if d["exclude"] is not None else []
@@ -665,7 +712,29 @@ def _aggregate(d: Any, base: AggregateThresholds, where: str, categories: dict |
             if bad:
                 raise ValueError(f"{where}.exclude: unknown categories {bad}")
         exclude = frozenset(ex)
-    return AggregateThresholds(reject=reject, min_category=min_category, exclude=exclude, confirm=confirm)
+    fitted = _fitted(d["fitted"], f"{where}.fitted", categories) if "fitted" in d else base.fitted
+    return AggregateThresholds(reject=reject, min_category=min_category, exclude=exclude, confirm=confirm,
+                               confirm_review=confirm_review, fitted=fitted)
+
+
+def _fitted(d: Any, where: str, categories: dict | None) -> FittedDecision | None:
+    """``prohibited_head.fitted``: ``{bias, weights: {feature: weight}}`` (null: none)."""
+    if d is None:
+        return None
+    if not isinstance(d, dict):
+        raise ValueError(f"{where}: expected a mapping with bias and weights")
+    _keys(d, {"bias", "weights"}, where)
+    if "bias" not in d or not isinstance(d.get("weights"), dict) or not d["weights"]:
+        raise ValueError(f"{where}: needs bias and a non-empty weights mapping feature -> number")
+    bias = _num(d["bias"], f"{where}.bias")
+    weights = []
+    for name, w in d["weights"].items():
+        name = str(name)
+        if name not in BASE_FEATURES and categories and name not in categories:
+            raise ValueError(f"{where}.weights.{name}: not a feature (one of {', '.join(BASE_FEATURES)} "
+                             f"or a category id)")
+        weights.append((name, _num(w, f"{where}.weights.{name}")))
+    return FittedDecision(bias=bias, weights=tuple(weights))
 
 
 def _thresholds(d: Any, base: ClassifierThresholds, where: str) -> ClassifierThresholds:

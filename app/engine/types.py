@@ -241,15 +241,19 @@ def _why_action(h: Hit) -> str:
     if h.detector == "classifier" and th is not None:
         p = _num(h.score)
         lang = f" ({th['lang']} thresholds)" if th.get("lang") else ""
+        # the fitted decision (policy.yaml prohibited_head.fitted) or else the aggregate head
+        judge = (f"the fitted decision (any prohibited category {_num(th['prohibited'])} weighed with the "
+                 f"other signals) has {'only ' if th.get('confirm') is not None else ''}{_num(th['decision'])}"
+                 if th.get("decision") is not None else
+                 f"the aggregate head (any prohibited category) has {'only ' if th.get('confirm') is not None else ''}"
+                 f"{_num(th.get('prohibited'))}")
         if th.get("confirm") is not None and th.get("prohibited") is not None:
             reached = f"its reject threshold {_num(th['reject'])}{lang}" if th.get("reject") is not None \
                 and h.score >= th["reject"] else f"its reject_with_channel threshold{lang}"
-            return (f"has probability {p} >= {reached}, but the aggregate head (any prohibited category) "
-                    f"has only {_num(th['prohibited'])} < its confirm threshold {_num(th['confirm'])}, so it")
+            return f"has probability {p} >= {reached}, but {judge} < its confirm threshold {_num(th['confirm'])}, so it"
         if th.get("prohibited") is not None:
-            reached = (f"the most likely prohibited category's minimum {_num(th['min_category'])}, and the "
-                       f"aggregate head (any prohibited category) has {_num(th['prohibited'])} >= its reject "
-                       f"threshold {_num(th['prohibited_reject'])}{lang}")
+            reached = (f"the most likely prohibited category's minimum {_num(th['min_category'])}, and "
+                       f"{judge} >= its reject threshold {_num(th['prohibited_reject'])}{lang}")
         elif th.get("reject") is not None and h.score >= th["reject"]:
             reached = f"its reject threshold {_num(th['reject'])}{lang}"
         elif th.get("channel"):

@@ -22,7 +22,12 @@ never read a line of theirs):
 
 Tokens are computed once for all rows (each fold refits only the vocabulary and the heads).
 By default the SMS sources are held out (the social-media corpora COLD, SWSR and CED are not SMS;
-name them with ``sources`` to include them).
+name them with ``sources`` to include them). A name joined with ``+`` (``uci+writer:w5``) is one
+fold: those sources held out together.
+
+``dump`` (a list): every held-out row's first-level signals are appended to it (source, labels,
+language, content units, the model's probabilities, the keyword and pattern hits): what
+``smsguard fit-decision`` fits the second-level decision on (app/training/decision_fit.py).
 """
 from __future__ import annotations
 
@@ -46,6 +51,21 @@ def source_of(row) -> str:
         writer = row.meta.get("writer")
         return f"writer:{writer}" if writer else f"data/{row.file}"
     return row.source
+
+
+def signal_rows(moderator, rows, texts: list[str], sources) -> list[dict]:
+    """Per row, what the policy decides on (for ``smsguard fit-decision``): the model's
+    probabilities by label, language, content units, keyword and pattern hits."""
+    out = []
+    labels = moderator.labels
+    for i in range(0, len(texts), 1000):
+        for k, (_norm, hits, probs, content) in enumerate(moderator.evidence_batch(texts[i:i + 1000]), start=i):
+            r = rows[k]
+            out.append({"source": str(sources[k]), "labels": list(r.labels), "lang": getattr(content, "lang", None),
+                        "units": getattr(content, "units", None), "text": texts[k],
+                        "probs": {lab: round(float(p), 5) for lab, p in zip(labels, probs)},
+                        "evidence": [[h.rule, h.category, h.action, h.score] for h in hits]})
+    return out
 
 
 def _counts(rows, verdicts: list[str]) -> dict:
@@ -92,7 +112,8 @@ def _counts(rows, verdicts: list[str]) -> dict:
 
 def evaluate_by_source(rules_dir: Path, train_dir: Path | None = None, data_dir: Path | None = None,
                        sources: Iterable[str] | None = None, seed: int = 13, progress: Callable | None = None,
-                       log: Callable[[str], None] = print, misses: list | None = None, **overrides) -> dict:
+                       log: Callable[[str], None] = print, misses: list | None = None, dump: list | None = None,
+                       **overrides) -> dict:
     """{"sources": {name: counts}, "params": ..., "seconds": ...}; raises ValueError for an
     unknown source name. ``misses`` (a list): normal and marketing-only rows that were not
     allowed are appended to it with their verdict and rules (for development: a held-out source
@@ -113,7 +134,7 @@ def evaluate_by_source(rules_dir: Path, train_dir: Path | None = None, data_dir:
         chosen = [s for s in known if s not in ds.SOCIAL_SOURCES]
     else:
         chosen = list(dict.fromkeys(sources))
-        unknown = [s for s in chosen if s not in known]
+        unknown = [p for s in chosen for p in s.split("+") if p not in known]
         if unknown:
             raise ValueError(f"unknown source(s) {', '.join(unknown)}; known: {', '.join(known)}")
     n_real = len(rows)
@@ -129,7 +150,7 @@ def evaluate_by_source(rules_dir: Path, train_dir: Path | None = None, data_dir:
     try:
         for s in chosen:
             t1 = time.time()
-            held = src == s
+            held = np.isin(src, s.split("+"))
             crossing = np.isin(groups, np.unique(groups[held])) & ~held
             train_idx = np.concatenate([np.flatnonzero(~held & ~crossing), np.arange(n_real, len(all_rows))])
             clf, _heads = fit_classifier(all_rows, train_idx, params, user_words, tokens=tokens,
@@ -138,6 +159,8 @@ def evaluate_by_source(rules_dir: Path, train_dir: Path | None = None, data_dir:
             held_rows = [rows[i] for i in np.flatnonzero(held)]
             texts = [ds.engine_text(r) for r in held_rows]
             verdicts = [v for i in range(0, len(texts), 1000) for v in moderator.check_batch(texts[i:i + 1000])]
+            if dump is not None:
+                dump.extend(signal_rows(moderator, held_rows, texts, src[held]))
             c = _counts(held_rows, [v.verdict for v in verdicts])
             if misses is not None:
                 for r, t, v in zip(held_rows, texts, verdicts):

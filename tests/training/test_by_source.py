@@ -71,6 +71,29 @@ def test_sources_can_be_named_and_unknown_names_are_refused(corpora):
         evaluate_by_source(RULES, train_dir=train, data_dir=data, sources=["nope"], **SMALL)
 
 
+def test_sources_joined_with_plus_are_one_fold_and_dump_their_signals(corpora, tmp_path):
+    """``a+b`` holds both sources out of one training; ``--dump`` writes every held-out row's
+    probabilities (the aggregate head's among them) and keyword and pattern hits."""
+    train, data = corpora
+    dump = tmp_path / "dump.jsonl"
+    r = CliRunner().invoke(cli, ["evaluate", "--by-source", "--sources", "ordinary+rumours", "--train-dir", str(train),
+                                 "--data-dir", str(data), "--dump", str(dump)])
+    assert r.exit_code == 0, r.output
+    assert "ordinary+rumours" in r.output
+    rows = [json.loads(x) for x in dump.read_text(encoding="utf-8").splitlines()]
+    assert len(rows) == len(PLACES) * (len(NORMAL) + len(RUMOR))
+    assert {x["source"] for x in rows} == {"ordinary", "rumours"}
+    one = next(x for x in rows if x["source"] == "rumours")
+    assert one["labels"] == ["rumor"] and one["lang"] == "zh" and one["units"] > 0
+    assert set(one["probs"]) >= {"rumor", "prohibited"} and all(0 <= p <= 1 for p in one["probs"].values())
+    assert isinstance(one["evidence"], list)
+    # what the dump holds is what fit-decision reads
+    from app.training.decision_fit import load_dump
+    assert len(load_dump([dump])) == len(rows)
+    with pytest.raises(ValueError, match="unknown source.*nope"):
+        evaluate_by_source(RULES, train_dir=train, data_dir=data, sources=["ordinary+nope"], **SMALL)
+
+
 def test_cli_refuses_an_unknown_source_in_one_line(corpora):
     train, data = corpora
     r = CliRunner().invoke(cli, ["evaluate", "--by-source", "--sources", "nope", "--train-dir", str(train),
@@ -83,7 +106,7 @@ def test_cli_refuses_by_source_with_split_options():
     r = CliRunner().invoke(cli, ["evaluate", "--by-source", "--engine"])
     assert r.exit_code == 2 and "--by-source cannot be combined" in r.output
     r = CliRunner().invoke(cli, ["evaluate", "--sources", "fbs"])
-    assert r.exit_code == 2 and "--sources, --report and --misses go with --by-source" in r.output
+    assert r.exit_code == 2 and "--sources, --report, --misses and --dump go with --by-source" in r.output
 
 
 def test_cli_prints_the_table_then_fails_in_one_line_when_the_report_cannot_be_written(corpora, tmp_path):
