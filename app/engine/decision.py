@@ -64,16 +64,20 @@ def feature_values(labels: Sequence[str], probs: Sequence[float], factor: float,
     ``p_any``: the aggregate head's bounded probability; ``prohibited``: the category ids that
     count as prohibited (informational ones left out); ``evidence``: its keyword and pattern
     hits (``Hit``: rule, category, score, action)."""
-    prohibited = set(prohibited)
+    if not isinstance(prohibited, (set, frozenset)):
+        prohibited = frozenset(prohibited)
     values: dict[str, float] = {}
     top = 0.0
+    log = math.log
     for label, p in zip(labels, probs):
         if label in prohibited:
             p = float(p) * factor
-            if not math.isfinite(p):
+            if not p == p:  # NaN
                 continue
-            values[label] = logit(p)
-            top = max(top, p)
+            q = _EPS if p < _EPS else (1.0 - _EPS if p > 1.0 - _EPS else p)
+            values[label] = log(q / (1.0 - q))
+            if p > top:
+                top = p
     values["prohibited"] = logit(p_any)
     values["top"] = logit(top)
     if lang == "en":

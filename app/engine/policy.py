@@ -374,7 +374,7 @@ class Policy:
             self._aggregate_reject(hits, labels, probs, factor, p_any, agg, lang, units, explain, decision)
         return hits
 
-    def _prohibited(self, labels: Sequence[str]) -> tuple[str, ...]:
+    def _prohibited(self, labels: Sequence[str]) -> frozenset[str]:
         """The model's labels that are prohibited categories (not informational, not the aggregate)."""
         return _prohibited_labels(tuple(labels), self.informational)
 
@@ -604,8 +604,9 @@ class Policy:
 
 
 @functools.lru_cache(maxsize=16)
-def _prohibited_labels(labels: tuple[str, ...], informational: frozenset[str]) -> tuple[str, ...]:
-    return tuple(lab for lab in labels if lab not in _SKIP_LABELS and lab != AGGREGATE_LABEL and lab not in informational)
+def _prohibited_labels(labels: tuple[str, ...], informational: frozenset[str]) -> frozenset[str]:
+    return frozenset(lab for lab in labels
+                     if lab not in _SKIP_LABELS and lab != AGGREGATE_LABEL and lab not in informational)
 
 
 def _settle(reasons: list[Hit], points: list[float], notes: dict[int, list[str]],

@@ -247,6 +247,8 @@ def _why_action(h: Hit) -> str:
                  if th.get("decision") is not None else
                  f"the aggregate head (any prohibited category) has {'only ' if th.get('confirm') is not None else ''}"
                  f"{_num(th.get('prohibited'))}")
+        if th.get("confirm_review") is not None:  # never forcing: held back from review
+            return f"has probability {p}, but {judge} < the {_num(th['confirm_review'])} a forced review needs, so it only scores"
         if th.get("confirm") is not None and th.get("prohibited") is not None:
             reached = f"its reject threshold {_num(th['reject'])}{lang}" if th.get("reject") is not None \
                 and h.score >= th["reject"] else f"its reject_with_channel threshold{lang}"

@@ -139,3 +139,28 @@ def test_languages_inherit_the_fitted_decision_and_may_set_their_own_lines():
 def test_a_broken_fitted_block_is_refused(fitted):
     with pytest.raises(ValueError, match="fitted"):
         _policy(fitted)
+
+
+def test_confirm_review_leaves_an_unconfirmed_review_a_score():
+    """``confirm_review``: a category head's forced review needs the decision (or, without a
+    fitted block, the aggregate head) at that value; below it the hit only adds to the total.
+    A reject held back by ``confirm`` stays review: the category head was sure."""
+    policy = _policy(FITTED, confirm_review=0.1)
+    # abuse 0.5 forces review (review 0.4); decision logit(0.05) - 1 -> 0.02 < 0.1: a score only
+    (h,) = policy.classifier_hits(LABELS, [0.0, 0.5, 0.0, 0.05], content=20, evidence=[])
+    assert h.action is None and "score only, no review: fitted decision 0.02 < 0.1" in h.description
+    assert policy.decide([h]).verdict == "allow"
+    # keyword evidence lifts the decision: the review stands
+    (h,) = policy.classifier_hits(LABELS, [0.0, 0.5, 0.0, 0.05], content=20, evidence=[_hit("KW_ABUSE_INSULT", "abuse", 3)])
+    assert h.action == "review"
+    # a head sure enough to reject, held back by confirm: review, not a mere score
+    (h,) = policy.classifier_hits(LABELS, [0.0, 0.9, 0.0, 0.05], content=20, evidence=[])
+    assert h.action == "review"
+    # without a fitted block the aggregate head's own probability is compared
+    plain = _policy(confirm_review=0.1)
+    (h,) = plain.classifier_hits(LABELS, [0.0, 0.5, 0.0, 0.05], content=20)
+    assert h.action is None and "any prohibited category 0.05 < 0.1" in h.description
+    (h,) = plain.classifier_hits(LABELS, [0.0, 0.5, 0.0, 0.15], content=20)
+    assert h.action == "review"
+    with pytest.raises(ValueError, match="confirm_review"):
+        _policy(confirm_review=1.5)
