@@ -405,7 +405,7 @@ class Policy:
         at = next((i for i, h in enumerate(hits) if h.category == best), None)
         old = hits[at] if at is not None else None
         t = self.thresholds_for(best, lang)
-        th = [kv for kv in (old.threshold or ()) if kv[0] not in ("prohibited", "confirm", "decision")] \
+        th = [kv for kv in (old.threshold or ()) if kv[0] not in ("prohibited", "confirm", "confirm_review", "decision")] \
             if old is not None else [("report", t.report), ("review", t.review), ("reject", t.reject)]
         if decision is not None:
             th.append(("decision", round(decision, 4)))

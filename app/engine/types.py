@@ -242,12 +242,13 @@ def _why_action(h: Hit) -> str:
         p = _num(h.score)
         lang = f" ({th['lang']} thresholds)" if th.get("lang") else ""
         # the fitted decision (policy.yaml prohibited_head.fitted) or else the aggregate head
-        judge = (f"the fitted decision (any prohibited category {_num(th['prohibited'])} weighed with the "
-                 f"other signals) has {'only ' if th.get('confirm') is not None else ''}{_num(th['decision'])}"
-                 if th.get("decision") is not None else
-                 f"the aggregate head (any prohibited category) has {'only ' if th.get('confirm') is not None else ''}"
-                 f"{_num(th.get('prohibited'))}")
-        if th.get("confirm_review") is not None:  # never forcing: held back from review
+        judge = ""
+        if th.get("prohibited") is not None:
+            only = "only " if th.get("confirm") is not None or th.get("confirm_review") is not None else ""
+            judge = (f"the fitted decision (any prohibited category {_num(th['prohibited'])} weighed with the "
+                     f"other signals) has {only}{_num(th['decision'])}" if th.get("decision") is not None else
+                     f"the aggregate head (any prohibited category) has {only}{_num(th['prohibited'])}")
+        if th.get("confirm_review") is not None and judge:  # never forcing: held back from review
             return f"has probability {p}, but {judge} < the {_num(th['confirm_review'])} a forced review needs, so it only scores"
         if th.get("confirm") is not None and th.get("prohibited") is not None:
             reached = f"its reject threshold {_num(th['reject'])}{lang}" if th.get("reject") is not None \

@@ -164,3 +164,20 @@ def test_confirm_review_leaves_an_unconfirmed_review_a_score():
     assert h.action == "review"
     with pytest.raises(ValueError, match="confirm_review"):
         _policy(confirm_review=1.5)
+
+
+def test_a_review_held_back_then_rejected_by_the_decision_explains_the_reject():
+    """The same hit can first be held back from review (its category head alone) and then be
+    made the reject of the fitted decision (the most likely category): it says reject, not score."""
+    policy = _policy({"bias": -1.0, "weights": {"prohibited": 1.0, "keyword": 4.0}}, confirm_review=0.99)
+    kw = _hit("KW_HATE_SLUR", "hate", 3)
+    hits = policy.classifier_hits(LABELS, [0.3, 0.5, 0.0, 0.6], content=20, evidence=[kw])
+    (abuse,) = [h for h in hits if h.category == "abuse"]
+    assert abuse.action == "reject" and "confirm_review" not in dict(abuse.threshold)
+    v = policy.decide([kw] + hits)
+    assert v.verdict == "reject" and "only scores" not in v.why and "fitted decision" in v.why
+    # and a plain classifier hit with no aggregate settings explains itself as before
+    plain, _ = Policy.from_config({"classifier": {"categories": {"abuse": {"review": 0.5, "reject": 0.7}}}},
+                                  {"abuse": None})
+    v = plain.decide(plain.classifier_hits(["abuse"], [0.9], content=20))
+    assert v.verdict == "reject" and "has probability 0.9 >= its reject threshold 0.7" in v.why
