@@ -48,6 +48,8 @@ class ClassifierThresholdSchema(Schema):
                        "policy.yaml prohibited_head.fitted): what prohibited_reject and confirm compared, when present"})
     confirm = fields.Float(metadata={
         "description": "the aggregate probability a category head's reject needs (below it, review)"})
+    confirm_review = fields.Float(metadata={
+        "description": "the score a category head's forced review needs (below it the hit only scores)"})
     min_category = fields.Float(metadata={
         "description": "the probability the most likely category needs for the aggregate head to reject with it"})
 

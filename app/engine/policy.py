@@ -81,6 +81,8 @@ line on theft scored as hate) sends it to a person. The aggregate label itself n
 fit-decision``): ``reject`` and ``confirm`` then compare the fitted decision's score
 (``app.engine.decision``: the aggregate head, the category heads, language, length and the
 keyword, context and channel evidence weighed together) instead of the aggregate head alone.
+``confirm_review``: a category head's forced review (not a reject held back by ``confirm``) needs
+that score (or the aggregate head's probability) at this value or more, else the hit only scores.
 """
 from __future__ import annotations
 

@@ -283,3 +283,4 @@ def test_the_partial_escapes_what_it_shows(app):
     d = Policy().decide([Hit("KW_<b>", "fraud", "keyword", 6.0, "reject", "<i>x</i>", (0, 1), "<img src=x>")]).to_dict()
     html = _render(app, d)
     assert "<b>" not in html and "<img" not in html and "&lt;img src=x&gt;" in html
+
