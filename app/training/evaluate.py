@@ -498,9 +498,20 @@ def evaluate_model(model_dir: Path, train_dir: Path | None = None, data_dir: Pat
                                   progress=lambda it: prog(it, desc="normalize", unit="msg"))
     trained_hashes = {f["file"]: f["sha256"] for f in meta.get("data", []) if f.get("kind") not in ("generated", "decisions")}
     now_hashes = {f["file"]: f["sha256"] for f in files}
-    if trained_hashes != now_hashes:
-        changed = sorted(k for k in set(trained_hashes) | set(now_hashes) if trained_hashes.get(k) != now_hashes.get(k))
-        log(f"warning: data differ from the training data ({', '.join(changed)}); the split is re-made on current data")
+    added = sorted(set(now_hashes) - set(trained_hashes))
+    changed = sorted(k for k in trained_hashes if now_hashes.get(k) != trained_hashes[k])
+    if trained_hashes and added and not changed:
+        # files added since (a blind set committed after it was scored): leave their rows out, so
+        # the split is the model's own; with them the split moves and rows the model trained on
+        # land in validation
+        row_files = [f["file"] for f in files for _ in range(f["rows"])]
+        left = set(added)
+        rows = [r for r, f in zip(rows, row_files) if f not in left]
+        log(f"left out {len(added)} data file(s) added since the model was trained ({', '.join(added)}): "
+            f"the split is the model's own")
+    elif trained_hashes != now_hashes:
+        log(f"warning: data differ from the training data ({', '.join(changed + added)}); the split is re-made "
+            f"on current data and may hold rows the model trained on")
     sp = split_rows(rows, val_frac=params.get("val_frac", 0.15), seed=meta.get("seed", 13),
                     threshold=params.get("dedup_threshold", 0.6), max_val_group=params.get("max_val_group", 5))
     val_idx = sp.val_idx
