@@ -122,9 +122,9 @@ def evaluate(model_dir: Path, train_dir, data_dir, engine: bool, rules_dir: Path
     from app.training.evaluate import evaluate_model, table_lines
 
     if blind_path is not None:
-        if by_source or choose or exclude_val_of is not None or engine:
+        if by_source or choose or exclude_val_of is not None or engine or dump_path is not None:
             raise click.UsageError("--blind cannot be combined with --by-source, --choose-thresholds, "
-                                   "--exclude-val-of or --engine")
+                                   "--exclude-val-of, --engine or --dump")
         _blind(blind_path, model_dir, rules_dir, misses_path)
         return
     if by_source:

@@ -58,6 +58,8 @@ def test_cli_scores_a_set_and_refuses_a_broken_one_in_one_line(tmp_path):
     assert r.exit_code == 1 and "ModelMismatchError" in r.output and "Traceback" not in r.output
     r = CliRunner().invoke(cli, ["evaluate", "--blind", str(good), "--engine"])
     assert r.exit_code == 2 and "--blind cannot be combined" in r.output
+    r = CliRunner().invoke(cli, ["evaluate", "--blind", str(good), "--dump", str(tmp_path / "d.jsonl")])
+    assert r.exit_code == 2 and "--blind cannot be combined" in r.output and not (tmp_path / "d.jsonl").exists()
 
 
 def test_misses_are_the_legitimate_rows_held_and_the_prohibited_rows_let_through():
