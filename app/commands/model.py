@@ -227,7 +227,7 @@ def fit_decision(dump_paths: tuple[Path, ...], rules_dir: Path, max_rejected: fl
                  min_normals: int, C: float) -> None:
     """Fit the second-level decision on held-out signals and choose its thresholds: prints the
     prohibited_head block for rules/policy.yaml and per source the figures it was chosen on."""
-    from app.engine.ruleset import RuleSetManager
+    from app.engine.ruleset import RuleError, RuleSetManager
     from app.training import decision_fit as df
 
     if not (0 <= max_rejected <= 100 and 0 <= max_flagged <= 100) or not C > 0 or min_normals < 1:
@@ -236,7 +236,10 @@ def fit_decision(dump_paths: tuple[Path, ...], rules_dir: Path, max_rejected: fl
         rows = df.load_dump(dump_paths)
     except (ValueError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
-    manager = RuleSetManager(rules_dir, watch=False)
+    try:
+        manager = RuleSetManager(rules_dir, watch=False)
+    except RuleError as exc:
+        raise click.ClickException(f"rules: {exc}") from None
     try:
         policy = manager.current.policy
     finally:

@@ -115,6 +115,14 @@ def test_cli_errors_are_one_line(tmp_path):
     assert r.exit_code == 1 and "bad.jsonl:1: not a --dump row" in r.output and "Traceback" not in r.output
     r = CliRunner().invoke(cli, ["fit-decision", "--dump", str(bad), "--max-rejected", "-1"])
     assert r.exit_code == 2 and "budgets are percents" in r.output
+    # a broken rules folder: one line, no traceback
+    broken = tmp_path / "rules"
+    import shutil
+    shutil.copytree(RULES, broken)
+    (broken / "policy.yaml").write_text("thresholds: [", encoding="utf-8")
+    good = _write(tmp_path / "good.jsonl", _dump())
+    r = CliRunner().invoke(cli, ["fit-decision", "--dump", str(good), "--rules-dir", str(broken)])
+    assert r.exit_code == 1 and "rules: policy.yaml: invalid YAML" in r.output and "Traceback" not in r.output
     # no thresholds can keep a source whose normals all look prohibited within budget
     rows = _dump() + [_row("spammy", [], 0.999, evidence=[("KW_HATE_SLUR", "hate", "reject", 10)])
                       for _ in range(120)]
