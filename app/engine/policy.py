@@ -716,6 +716,13 @@ def _aggregate(d: Any, base: AggregateThresholds, where: str, categories: dict |
                 raise ValueError(f"{where}.exclude: unknown categories {bad}")
         exclude = frozenset(ex)
     fitted = _fitted(d["fitted"], f"{where}.fitted", categories) if "fitted" in d else base.fitted
+    # a review must not need more than a reject: confirm_review <= confirm <= reject
+    for lo, lo_name, hi, hi_name in ((confirm, "confirm", reject, "reject"),
+                                     (confirm_review, "confirm_review", confirm, "confirm"),
+                                     (confirm_review, "confirm_review", reject, "reject")):
+        if lo is not None and hi is not None and lo > hi:
+            raise ValueError(f"{where}: {lo_name} {lo} is above {hi_name} {hi} (a review or a held-back reject "
+                             f"would need more than a reject)")
     return AggregateThresholds(reject=reject, min_category=min_category, exclude=exclude, confirm=confirm,
                                confirm_review=confirm_review, fitted=fitted)
 

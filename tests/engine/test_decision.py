@@ -166,17 +166,23 @@ def test_confirm_review_leaves_an_unconfirmed_review_a_score():
         _policy(confirm_review=1.5)
 
 
-def test_a_review_held_back_then_rejected_by_the_decision_explains_the_reject():
-    """The same hit can first be held back from review (its category head alone) and then be
-    made the reject of the fitted decision (the most likely category): it says reject, not score."""
-    policy = _policy({"bias": -1.0, "weights": {"prohibited": 1.0, "keyword": 4.0}}, confirm_review=0.99)
-    kw = _hit("KW_HATE_SLUR", "hate", 3)
-    hits = policy.classifier_hits(LABELS, [0.3, 0.5, 0.0, 0.6], content=20, evidence=[kw])
-    (abuse,) = [h for h in hits if h.category == "abuse"]
-    assert abuse.action == "reject" and "confirm_review" not in dict(abuse.threshold)
-    v = policy.decide([kw] + hits)
-    assert v.verdict == "reject" and "only scores" not in v.why and "fitted decision" in v.why
-    # and a plain classifier hit with no aggregate settings explains itself as before
+def test_thresholds_that_contradict_each_other_are_refused():
+    """A review must never need more than a reject: confirm_review <= confirm <= reject."""
+    with pytest.raises(ValueError, match="confirm_review 0.99 is above confirm 0.2"):
+        _policy(FITTED, confirm_review=0.99)
+    with pytest.raises(ValueError, match="confirm 0.9 is above reject 0.8"):
+        _policy(FITTED, confirm=0.9)
+    with pytest.raises(ValueError, match="confirm_review 0.85 is above reject 0.8"):
+        _policy(FITTED, confirm=None, confirm_review=0.85)
+    # per language, against what it inherits
+    with pytest.raises(ValueError, match=r"languages.en.prohibited_head: confirm 0.5 is above reject 0.4"):
+        Policy.from_config({"classifier": {"prohibited_head": {"reject": 0.8, "confirm": 0.2},
+                                           "languages": {"en": {"prohibited_head": {"reject": 0.4, "confirm": 0.5}}}}})
+    assert _policy(FITTED, confirm=0.8, confirm_review=0.8).aggregate_for("zh").confirm == 0.8
+
+
+def test_a_plain_classifier_reason_explains_itself():
+    """Without aggregate settings a classifier reason says what it did, as before the decision."""
     plain, _ = Policy.from_config({"classifier": {"categories": {"abuse": {"review": 0.5, "reject": 0.7}}}},
                                   {"abuse": None})
     v = plain.decide(plain.classifier_hits(["abuse"], [0.9], content=20))
