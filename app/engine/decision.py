@@ -35,7 +35,7 @@ _UNITS_SCALE = 40.0
 
 def logit(p: float) -> float:
     """Log-odds of ``p``, clipped to [1e-4, 1 - 1e-4] (a head's 0 or 1 is not infinitely sure)."""
-    p = min(max(p, _EPS), 1.0 - _EPS)
+    p = _EPS if p < _EPS else (1.0 - _EPS if p > 1.0 - _EPS else p)
     return math.log(p / (1.0 - p))
 
 
@@ -68,14 +68,12 @@ def feature_values(labels: Sequence[str], probs: Sequence[float], factor: float,
         prohibited = frozenset(prohibited)
     values: dict[str, float] = {}
     top = 0.0
-    log = math.log
     for label, p in zip(labels, probs):
         if label in prohibited:
             p = float(p) * factor
             if not p == p:  # NaN
                 continue
-            q = _EPS if p < _EPS else (1.0 - _EPS if p > 1.0 - _EPS else p)
-            values[label] = log(q / (1.0 - q))
+            values[label] = logit(p)
             if p > top:
                 top = p
     values["prohibited"] = logit(p_any)

@@ -285,15 +285,14 @@ class Policy:
         if not self.classifier_enabled:
             return []
         hits: list[Hit] = []
-        factor = 1.0
         note = ""
         lang = getattr(content, "lang", None)
         units = getattr(content, "units", content)
         channel = None  # the first channel rule among the evidence, looked up on demand
-        if units is not None and units < self.min_content:
-            factor = units / self.min_content
-            if factor <= 0.0:
-                return hits
+        factor = self.content_factor(units)
+        if factor <= 0.0:
+            return hits
+        if factor < 1.0:
             note = f" (bounded x{factor:.2f}: {units} of {self.min_content} content units)"
         # the aggregate head's probability (a model that has one: its last label)
         p_any = float(probs[len(labels) - 1]) * factor if labels and labels[-1] == AGGREGATE_LABEL else None
@@ -302,9 +301,8 @@ class Policy:
         agg = self.aggregate_for(lang) if p_any is not None else None  # models without the head: no lookup
         decision = None  # the fitted decision's score, when the policy has one
         if agg is not None and agg.fitted is not None:
-            decision = agg.fitted.score(feature_values(
-                labels, probs, factor, p_any, self._prohibited(labels), lang, units, evidence,
-                self.channel_rules, self.min_content_reject))
+            decision = agg.fitted.score(self.decision_features(labels, probs, lang, units, evidence, factor))
+        judged = p_any if decision is None else decision  # what confirm, confirm_review and reject compare
         for label, p in zip(labels, probs):
             if label in _SKIP_LABELS:
                 continue
@@ -341,16 +339,14 @@ class Policy:
                     desc += f" (with a way to act: {channel})"
                     th.append(("channel", channel))
             if action == "review" and not rejects and agg is not None and agg.confirm_review is not None \
-                    and (p_any if decision is None else decision) < agg.confirm_review:
+                    and judged < agg.confirm_review:
                 action = None
-                s = p_any if decision is None else decision
                 desc += (f" (score only, no review: {'fitted decision' if decision is not None else 'any prohibited category'}"
-                         f" {s:.2f} < {agg.confirm_review})")
+                         f" {judged:.2f} < {agg.confirm_review})")
                 if decision is not None:
                     th.append(("decision", round(decision, 4)))
                 th += [("prohibited", round(p_any, 4)), ("confirm_review", agg.confirm_review)]
-            if rejects and agg is not None and agg.confirm is not None \
-                    and (p_any if decision is None else decision) < agg.confirm:
+            if rejects and agg is not None and agg.confirm is not None and judged < agg.confirm:
                 rejects = False
                 action = "review"
                 if decision is None:
@@ -373,12 +369,35 @@ class Policy:
                 score=round(p, 4), action=action, description=desc, words=words, threshold=tuple(th),
             ))
         if agg is not None:
-            self._aggregate_reject(hits, labels, probs, factor, p_any, agg, lang, units, explain, decision)
+            self._aggregate_reject(hits, labels, probs, factor, p_any, agg, lang, units, explain, decision, judged)
         return hits
 
-    def _prohibited(self, labels: Sequence[str]) -> frozenset[str]:
-        """The model's labels that are prohibited categories (not informational, not the aggregate)."""
-        return _prohibited_labels(tuple(labels), self.informational)
+    def content_factor(self, units: int | None) -> float:
+        """What a message's probabilities are multiplied by: units / ``min_content`` below it, else 1."""
+        if units is not None and units < self.min_content:
+            return units / self.min_content
+        return 1.0
+
+    def decision_features(self, labels: Sequence[str], probs: Sequence[float], lang: str | None,
+                          units: int | None, evidence: Iterable[Hit], factor: float | None = None) -> dict[str, float]:
+        """The fitted decision's features of one message (``decision.feature_values`` with this
+        policy's bound, channel rules, fragment size and informational categories): what the
+        engine scores and what ``smsguard fit-decision`` fits on. The model must have the
+        aggregate head (its last label)."""
+        f = self.content_factor(units) if factor is None else factor
+        return feature_values(labels, probs, f, float(probs[len(labels) - 1]) * f,
+                              _prohibited_labels(tuple(labels), self.informational), lang, units, evidence,
+                              self.channel_rules, self.min_content_reject)
+
+    def replay(self, labels: Sequence[str], probs: Sequence[float] | None, content, evidence: Sequence[Hit]) -> Verdict:
+        """The Verdict of one message from its keyword and pattern ``evidence`` and its class
+        probabilities (None: no model): what ``Moderator.check_batch`` decides, without the
+        classifier's word explanations. Evaluation, comparisons and fitting re-decide stored
+        evidence under other policies with it."""
+        hits = list(evidence)
+        if probs is not None:
+            hits += self.classifier_hits(labels, probs, content=content, evidence=evidence)
+        return self.decide(hits)
 
     def aggregate_for(self, lang: str | None) -> AggregateThresholds:
         """The ``prohibited_head`` settings for a message of language ``lang``."""
@@ -388,12 +407,11 @@ class Policy:
 
     def _aggregate_reject(self, hits: list[Hit], labels: Sequence[str], probs: Sequence[float], factor: float,
                           p_any: float, agg: AggregateThresholds, lang: str | None, units, explain,
-                          decision: float | None = None) -> None:
+                          decision: float | None, judged: float) -> None:
         """``classifier.prohibited_head``: the most likely prohibited category's hit rejects (made
-        or replaced in ``hits``) when the aggregate head (or the fitted ``decision``, when there is
-        one) reaches its reject threshold and no classifier hit rejects yet."""
-        s = p_any if decision is None else decision
-        if agg.reject is None or s < agg.reject or any(h.action == "reject" for h in hits):
+        or replaced in ``hits``) when ``judged`` (the aggregate head, or the fitted ``decision``
+        when there is one) reaches its reject threshold and no classifier hit rejects yet."""
+        if agg.reject is None or judged < agg.reject or any(h.action == "reject" for h in hits):
             return
         best, best_p = None, -1.0
         for label, p in zip(labels, probs):

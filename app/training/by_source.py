@@ -53,19 +53,15 @@ def source_of(row) -> str:
     return row.source
 
 
-def signal_rows(moderator, rows, texts: list[str], sources) -> list[dict]:
+def signal_rows(labels, rows, texts: list[str], evidence, sources) -> list[dict]:
     """Per row, what the policy decides on (for ``smsguard fit-decision``): the model's
-    probabilities by label, language, content units, keyword and pattern hits."""
-    out = []
-    labels = moderator.labels
-    for i in range(0, len(texts), 1000):
-        for k, (_norm, hits, probs, content) in enumerate(moderator.evidence_batch(texts[i:i + 1000]), start=i):
-            r = rows[k]
-            out.append({"source": str(sources[k]), "labels": list(r.labels), "lang": getattr(content, "lang", None),
-                        "units": getattr(content, "units", None), "text": texts[k],
-                        "probs": {lab: round(float(p), 5) for lab, p in zip(labels, probs)},
-                        "evidence": [[h.rule, h.category, h.action, h.score] for h in hits]})
-    return out
+    probabilities by label, language, content units, keyword and pattern hits (``evidence``:
+    ``Moderator.evidence_batch`` of the rows)."""
+    return [{"source": str(s), "labels": list(r.labels), "lang": getattr(content, "lang", None),
+             "units": getattr(content, "units", None), "text": text,
+             "probs": {lab: round(float(p), 5) for lab, p in zip(labels, probs)},
+             "evidence": [[h.rule, h.category, h.action, h.score] for h in hits]}
+            for r, text, s, (_norm, hits, probs, content) in zip(rows, texts, sources, evidence)]
 
 
 def _counts(rows, verdicts: list[str]) -> dict:
@@ -158,9 +154,12 @@ def evaluate_by_source(rules_dir: Path, train_dir: Path | None = None, data_dir:
             moderator = Moderator(manager, clf)
             held_rows = [rows[i] for i in np.flatnonzero(held)]
             texts = [ds.engine_text(r) for r in held_rows]
-            verdicts = [v for i in range(0, len(texts), 1000) for v in moderator.check_batch(texts[i:i + 1000])]
+            # the evidence once: decided here, and dumped as it is (the same as check_batch's verdicts)
+            evidence = [e for i in range(0, len(texts), 1000) for e in moderator.evidence_batch(texts[i:i + 1000])]
+            policy, labels = manager.current.policy, moderator.labels
+            verdicts = [policy.replay(labels, probs, content, hits) for _t, hits, probs, content in evidence]
             if dump is not None:
-                dump.extend(signal_rows(moderator, held_rows, texts, src[held]))
+                dump.extend(signal_rows(labels, held_rows, texts, evidence, src[held]))
             c = _counts(held_rows, [v.verdict for v in verdicts])
             if misses is not None:
                 for r, t, v in zip(held_rows, texts, verdicts):

@@ -118,8 +118,7 @@ def _verdicts(rs, evidence, clf, progress=None) -> np.ndarray:
         probs, units = clf.score_batch(norms[s:s + 2000])
         for k in range(len(units)):
             _t, hits, _p, _c = evidence[s + k]
-            h = list(hits) + policy.classifier_hits(labels, probs[k], content=units[k], evidence=hits)
-            out[s + k] = policy.decide(h).verdict
+            out[s + k] = policy.replay(labels, probs[k], units[k], hits).verdict
     return out
 
 

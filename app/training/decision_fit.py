@@ -6,7 +6,7 @@ never saw differently from its own training data (more sure of chatter that rese
 category, less sure of prohibited messages in another writer's style), so the second level is
 fitted on held-out signals only, never on the shipped model's scores of its own training rows.
 
-1. Features: ``decision.feature_values`` of every row, computed with the rules folder's policy
+1. Features: ``Policy.decision_features`` of every row, with the rules folder's policy
    (its ``channel_rules``, ``min_content_reject`` and informational categories), exactly as the
    engine computes them.
 2. Fit: one L2 logistic regression, prohibited (any prohibited label) against not. Every source's
@@ -35,7 +35,7 @@ from typing import Callable, Iterable, NamedTuple
 import numpy as np
 
 from app.engine.classifier import AGGREGATE_LABEL, PROHIBITED
-from app.engine.decision import BASE_FEATURES, FittedDecision, feature_values
+from app.engine.decision import BASE_FEATURES, FittedDecision
 from app.engine.policy import AggregateThresholds, Policy
 from app.engine.types import Hit
 
@@ -82,22 +82,13 @@ def _is_prohibited(r: dict) -> bool:
     return bool(set(r["labels"]) & set(PROHIBITED))
 
 
-def _factor(policy: Policy, units: int | None) -> float:
-    if units is not None and units < policy.min_content:
-        return units / policy.min_content
-    return 1.0
-
-
 def _features(rows: list[dict], policy: Policy) -> tuple[np.ndarray, list[str]]:
     labels = tuple(rows[0]["probs"])
-    prohibited = tuple(lab for lab in labels if lab in PROHIBITED and lab not in policy.informational)
-    names = list(BASE_FEATURES) + list(prohibited)
+    names = list(BASE_FEATURES) + [lab for lab in labels if lab in PROHIBITED and lab not in policy.informational]
     X = np.zeros((len(rows), len(names)))
     for i, r in enumerate(rows):
-        probs = [r["probs"][lab] for lab in labels]
-        f = _factor(policy, r["units"])
-        v = feature_values(labels, probs, f, r["probs"][AGGREGATE_LABEL] * f, prohibited, r["lang"], r["units"],
-                           r["evidence"], policy.channel_rules, policy.min_content_reject)
+        v = policy.decision_features(labels, [r["probs"][lab] for lab in labels], r["lang"], r["units"],
+                                     r["evidence"])
         X[i] = [v.get(n, 0.0) for n in names]
     return X, names
 
@@ -129,10 +120,8 @@ def fit(rows: list[dict], policy: Policy, C: float = 1.0) -> FittedDecision:
 
 def _verdict(policy: Policy, r: dict) -> str:
     labels = tuple(r["probs"])
-    probs = [r["probs"][lab] for lab in labels]
-    hits = list(r["evidence"])
-    hits += policy.classifier_hits(labels, probs, None, _Content(r["lang"], r["units"]), hits)
-    return policy.decide(hits).verdict
+    return policy.replay(labels, [r["probs"][lab] for lab in labels], _Content(r["lang"], r["units"]),
+                         r["evidence"]).verdict
 
 
 def _with(policy: Policy, lang: str, agg: AggregateThresholds) -> Policy:

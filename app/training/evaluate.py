@@ -450,10 +450,7 @@ def engine_metrics(val_rows, rules_dir: Path, model_dir: Path, progress=None, cr
             if which is not None and not which[i]:
                 out.append(None)
                 continue
-            h = list(hits)
-            if probs is not None:
-                h += policy.classifier_hits(labels, probs, content=content, evidence=hits)
-            out.append(policy.decide(h).verdict)
+            out.append(policy.replay(labels, probs, content, hits).verdict)
         return np.array(out, dtype=object)
 
     v = verdicts(rs.policy)
