@@ -8,7 +8,9 @@
   mapped to the same rule. A term that IS the canonical form is not expanded unless the
   canonical is listed under ``standalone`` (so 菠菜 the vegetable never fires on its own).
 - English terms (``lang: en``) match whole words only: the characters around the match must
-  not be Latin letters ("classic" does not hold "ass").
+  not be Latin letters ("classic" does not hold "ass"). Each English term is also
+  added with any one vowel inside a word masked by ``*`` ("b*mb", "p*rn"), the way senders
+  blank a letter to slip past a filter.
 - An allow phrase cancels every keyword hit whose span lies inside one of its occurrences
   (平台独家 beats 台独), optionally only for some categories.
 - Terms of ``pinyin: true`` rules also go, as toneless pinyin (every reading of polyphonic
@@ -180,6 +182,16 @@ def _expand(term: str, variants: dict[str, tuple[str, ...]], standalone: frozens
     return out
 
 
+def _masked(key: str) -> list[str]:
+    """An English key with one vowel inside a word blanked by ``*`` (b*mb, p*rn), one variant
+    per vowel; a vowel that starts or ends a word is left alone (``*`` there is punctuation)."""
+    out = []
+    for i in range(1, len(key) - 1):
+        if key[i] in "aeiou" and "a" <= key[i - 1] <= "z" and "a" <= key[i + 1] <= "z":
+            out.append(key[:i] + "*" + key[i + 1:])
+    return out
+
+
 def _bounded(t: str, s: int, e: int) -> bool:
     """Whole-word test for English terms in the normalized text."""
     if s > 0:
@@ -265,6 +277,9 @@ class KeywordMatcher:
                     for term in gterms:
                         for key in _expand(term, self.variants, self.standalone, self._canon):
                             main.add_rule(key, part, en)
+                            if en:
+                                for m in _masked(key):
+                                    main.add_rule(m, part, en)
                 continue
             rule = _Rule(r.id, r.category, float(r.score), r.hit_action, r.description, r.subcategory)
             self.rules[r.id] = rule
@@ -274,6 +289,9 @@ class KeywordMatcher:
                     continue
                 for key in _expand(term, self.variants, self.standalone, self._canon):
                     main.add_rule(key, rule, en)
+                    if en:
+                        for m in _masked(key):
+                            main.add_rule(m, rule, en)
                 if r.pinyin and any(is_han(c) for c in term):
                     self._py_context = max(self._py_context, len(term))
                     for units in term_pinyins(term, units=True):

@@ -12,7 +12,7 @@
 2. traditional to simplified Chinese with the OpenCC C++ binding over the whole string (per
    character if the whole-string conversion changes the length);
    -> this is the *pattern view* (``Normalized.pattern_text``) that URL/phone/id patterns use;
-3. digits used as letters inside Latin words (p0rn, s3x, v1agra, @ and $ too), 1:1;
+3. digits used as letters inside Latin words (p0rn, s3x, v1agra, @, $ and ! too: sh!t), 1:1;
 4. separators skipped inside words: spaces, symbols, emoji and non-sentence punctuation between
    two CJK characters (赌 博, 法✨轮功; sentence punctuation ，。！？；：、 brackets and quotes stay
    as boundaries so clauses do not glue together), and the separators of a run of three or more
@@ -248,8 +248,8 @@ def _t2s(s: str) -> tuple[str, list[int] | None]:
 
 # ------------------------------------------------------------------ context rules (stages 3-5)
 
-_LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"})
-_RE_LEET = re.compile(r"(?<=[a-z])[013457@$]{1,4}(?=[a-z])")
+_LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i"})
+_RE_LEET = re.compile(r"(?<=[a-z])[013457@$!]{1,4}(?=[a-z])")
 # separators between two CJK characters (the char before is checked in Python: a leading
 # look-behind would make the engine try every position)
 _RE_CJK_GAP = re.compile(f"{_SEP}{{1,6}}(?={_HAN})")

@@ -38,3 +38,27 @@ def test_ordinary_numbers_and_times_are_not_contact_ids_or_addresses(shipped, te
 def test_a_spelled_address_alone_goes_to_review(shipped):
     v = shipped.check("网址：ａｍ８８。ｃｏｍ")
     assert v.verdict == "review"
+
+
+@pytest.mark.parametrize("text, rule, evidence", [
+    ("Learn to make a pipe b*mb, video course", "KW_VIOLENCE_EN", "make a pipe b*mb"),
+    ("k!ll yourself loser", "KW_ABUSE_EN_STRONG", "k!ll yourself"),
+    ("K*LL YOURSELF loser", "KW_ABUSE_EN_STRONG", "K*LL YOURSELF"),
+])
+def test_a_masked_or_bang_letter_inside_an_english_term_still_matches(shipped, text, rule, evidence):
+    v = shipped.check(text)
+    h = _hit(v, rule)
+    assert h is not None, [x.rule for x in v.reasons]
+    assert h.evidence == evidence and text[h.span[0]:h.span[1]] == evidence
+    assert v.verdict == "reject"
+
+
+@pytest.mark.parametrize("text", [
+    "Rated 5* by guests, the best b&b in town",
+    "Hi!Is the bomb-disposal documentary on tonight?",
+    "*important* call mum back",
+    "pipe *bomb* is a band name lol",
+])
+def test_stars_and_bangs_as_punctuation_do_not_make_a_term(shipped, text):
+    v = shipped.check(text)
+    assert v.verdict == "allow", [(h.rule, h.evidence) for h in v.reasons]
