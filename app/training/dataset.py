@@ -40,7 +40,7 @@ WRITER_RE = re.compile(r"[A-Za-z0-9_-]{1,32}")
 # writers' phrasing is what a model trained without them missed). The rows of one set (its
 # prohibited, fraud-script and legitimate files) are one writer, "blind-<date><letter>".
 BLIND_DIR = "blind"
-BLIND_SET_RE = re.compile(r"(\d{4}-\d{2}-\d{2}[a-z]?)_")
+BLIND_SET_RE = re.compile(r"(\d{4}-\d{2}-\d{2}[a-z]*)_")  # a day's sets run a ... z, aa ...
 
 
 @dataclass

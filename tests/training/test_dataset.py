@@ -59,16 +59,19 @@ def test_the_read_blind_sets_are_training_data_one_writer_per_set(tmp_path):
                                        encoding="utf-8")
     for name, row in (("2026-12-05m_prohibited.jsonl", {"text": "cheap casino chips, dm me", "labels": ["gambling"]}),
                       ("2026-12-05m_legit.jsonl", {"text": "dinner at 7?", "labels": [], "kind": "personal"}),
+                      ("2026-12-05aa_legit.jsonl", {"text": "gate B12 now boarding", "labels": []}),
                       ("2026-12-04_legit.jsonl", {"text": "your bill is ready", "labels": []})):
         (data / "blind" / name).write_text(json.dumps(row) + "\n", encoding="utf-8")
     (data / "blind" / "README.md").write_text("not data", encoding="utf-8")
     loaded, files = load_dataset(train, data, normalizer=str.lower)
     assert [f["file"] for f in files] == [
         "../shared/data/train/en_uci_sms.jsonl", "data/en_own.jsonl", "data/blind/2026-12-04_legit.jsonl",
-        "data/blind/2026-12-05m_legit.jsonl", "data/blind/2026-12-05m_prohibited.jsonl"]
+        "data/blind/2026-12-05aa_legit.jsonl", "data/blind/2026-12-05m_legit.jsonl",
+        "data/blind/2026-12-05m_prohibited.jsonl"]
     units = {r.text: source_of(r) for r in loaded}
     assert units["cheap casino chips, dm me"] == units["dinner at 7?"] == "writer:blind-2026-12-05m"
     assert units["your bill is ready"] == "writer:blind-2026-12-04"
+    assert units["gate B12 now boarding"] == "writer:blind-2026-12-05aa"  # the 27th set of a day
     assert units["your parcel is at the locker"] == "data/en_own.jsonl"
     assert all(r.meta.get("project") for r in loaded if r.file != "en_uci_sms.jsonl")
     card = "\n".join(data_table_lines(files))
