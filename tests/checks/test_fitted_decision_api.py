@@ -9,7 +9,7 @@ def test_the_api_gives_the_fitted_decisions_figures(app, tenant):
     probability, and the schema documents both keys."""
     # regional contempt and a call to drive people out: the hate head alone (review from 0.95,
     # reject from 0.995) is not sure enough, the decision is
-    r = tenant.post("/v1/moderate", {"text": "那些外地人都是垃圾，素质低下，全部赶出我们城市"})
+    r = tenant.post("/v1/moderate", {"text": "那些外地人素质低下，全部赶出我们城市"})
     assert r.status_code == 200, r.get_json()
     body = r.get_json()
     assert body["verdict"] == "reject" and body["forced_by"] == "CLF_HATE"
