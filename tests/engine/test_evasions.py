@@ -1,4 +1,5 @@
-"""Evasions that issue 13 saw pass: contact ids in Chinese numerals and web addresses spelled out.
+"""Evasions that issue 13 saw pass: contact ids in Chinese numerals, web addresses spelled out,
+English terms with a letter masked (b*mb, k!ll).
 Each finding points at the original text."""
 from __future__ import annotations
 
@@ -16,8 +17,11 @@ def _hit(v, rule):
     ("网址 am88 点 com 上线送88", "PAT_URL_SPELLED", "am88 点 com"),
     ("网址：ａｍ８８。ｃｏｍ", "PAT_URL_SPELLED", "ａｍ８８。ｃｏｍ"),
     ("visit luckyspin dot com tonight", "PAT_URL_SPELLED", "luckyspin dot com"),
+    ("Learn to make a pipe b*mb, video course", "KW_VIOLENCE_EN", "make a pipe b*mb"),
+    ("k!ll yourself loser", "KW_ABUSE_EN_STRONG", "k!ll yourself"),
+    ("K*LL YOURSELF loser", "KW_ABUSE_EN_STRONG", "K*LL YOURSELF"),
 ])
-def test_contact_ids_and_spelled_addresses_are_found_with_their_original_span(shipped, text, rule, evidence):
+def test_evasions_are_found_with_their_original_span(shipped, text, rule, evidence):
     v = shipped.check(text)
     h = _hit(v, rule)
     assert h is not None, [x.rule for x in v.reasons]
@@ -40,17 +44,15 @@ def test_a_spelled_address_alone_goes_to_review(shipped):
     assert v.verdict == "review"
 
 
-@pytest.mark.parametrize("text, rule, evidence", [
-    ("Learn to make a pipe b*mb, video course", "KW_VIOLENCE_EN", "make a pipe b*mb"),
-    ("k!ll yourself loser", "KW_ABUSE_EN_STRONG", "k!ll yourself"),
-    ("K*LL YOURSELF loser", "KW_ABUSE_EN_STRONG", "K*LL YOURSELF"),
+@pytest.mark.parametrize("masked, plain", [
+    ("Learn to make a pipe b*mb, video course", "Learn to make a pipe bomb, video course"),
+    ("k!ll yourself loser", "kill yourself loser"),
+    ("K*LL YOURSELF loser", "KILL YOURSELF loser"),
 ])
-def test_a_masked_or_bang_letter_inside_an_english_term_still_matches(shipped, text, rule, evidence):
-    v = shipped.check(text)
-    h = _hit(v, rule)
-    assert h is not None, [x.rule for x in v.reasons]
-    assert h.evidence == evidence and text[h.span[0]:h.span[1]] == evidence
-    assert v.verdict == "reject"
+def test_a_masked_english_term_is_decided_like_the_plain_one(shipped, masked, plain):
+    v, w = shipped.check(masked), shipped.check(plain)
+    assert v.verdict == w.verdict == "reject"
+    assert [h.rule for h in v.reasons] == [h.rule for h in w.reasons]
 
 
 @pytest.mark.parametrize("text", [
