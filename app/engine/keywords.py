@@ -275,11 +275,8 @@ class KeywordMatcher:
                 for gi, (_name, gterms) in enumerate(r.groups):
                     part = _Part(comp, gi)
                     for term in gterms:
-                        for key in _expand(term, self.variants, self.standalone, self._canon):
+                        for key in self._keys(term, en):
                             main.add_rule(key, part, en)
-                            if en:
-                                for m in _masked(key):
-                                    main.add_rule(m, part, en)
                 continue
             rule = _Rule(r.id, r.category, float(r.score), r.hit_action, r.description, r.subcategory)
             self.rules[r.id] = rule
@@ -287,11 +284,8 @@ class KeywordMatcher:
             for term in norms:
                 if not term:
                     continue
-                for key in _expand(term, self.variants, self.standalone, self._canon):
+                for key in self._keys(term, en):
                     main.add_rule(key, rule, en)
-                    if en:
-                        for m in _masked(key):
-                            main.add_rule(m, rule, en)
                 if r.pinyin and any(is_han(c) for c in term):
                     self._py_context = max(self._py_context, len(term))
                     for units in term_pinyins(term, units=True):
@@ -326,6 +320,14 @@ class KeywordMatcher:
         self._acct_lock = threading.Lock()
         self._acct_cache: OrderedDict[tuple[str, str], _AccountMatcher | None] = OrderedDict()
 
+    def _keys(self, term: str, en: bool) -> list[str]:
+        """The automaton keys of a normalized term: its variant spellings and, for English,
+        each of those with one inner vowel masked by ``*``."""
+        keys = _expand(term, self.variants, self.standalone, self._canon)
+        if en:
+            keys = keys + [m for k in keys for m in _masked(k)]
+        return keys
+
     # ----------------------------------------------------------------------- account lists
     def compile_account(self, lists: CustomLists | None) -> _AccountMatcher | None:
         if lists is None or lists.empty:
@@ -350,7 +352,7 @@ class KeywordMatcher:
                     rule = rules[(rid, cat)] = _Rule(
                         rid, cat, score, action, f"account {lists.account} {kind} list")
                 en = _is_en(norm)
-                for k in _expand(norm, self.variants, self.standalone, self._canon):
+                for k in self._keys(norm, en):
                     b.add_rule(k, rule, en)
         for phrase in lists.allow:
             norm = normalize_term(phrase).strip()

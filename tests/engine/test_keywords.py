@@ -151,3 +151,10 @@ def test_account_en_terms_whole_word(moderator):
     acme = CustomLists(account="ACME", version="1", block=[("scam", "fraud")])
     assert ACCOUNT_BLOCK_RULE in rules_of(moderator.check("this is a scam", account_lists=acme))
     assert ACCOUNT_BLOCK_RULE not in rules_of(moderator.check("scampi tonight", account_lists=acme))
+
+
+def test_account_en_terms_match_with_a_masked_vowel_like_the_shipped_lists(moderator):
+    acme = CustomLists(account="ACME", version="1", block=[("competitor", "marketing")])
+    v = moderator.check("try c*mpetitor instead", account_lists=acme)
+    assert hit(v, ACCOUNT_BLOCK_RULE).evidence == "c*mpetitor"
+    assert ACCOUNT_BLOCK_RULE not in rules_of(moderator.check("try c*mp instead", account_lists=acme))
