@@ -73,6 +73,8 @@ def test_the_same_group_named_in_propaganda_is_still_rejected(engine):
     "【某某视频】您举报的评论含有“去死吧”等辱骂内容，已被删除，感谢您的举报。",
     "City Council: street dealers selling cocaine near the station were arrested last week. Report any drug dealing on 101.",
     "We reviewed your report. The comment calling you a 'worthless bitch' broke our community guidelines and has been removed.",
+    "Riverside Police anti-scam tip: a text saying 'Hi Dad, this is my new number' that asks for money is a scam. Call the old number first.",
+    "News: court jails man who ran an illegal online casino from a rented flat; six others face trial.",
     # a hospital about a prescribed opioid (contraband's own medical context)
     "【市一医院】您的盐酸羟考酮缓释片处方已开具，请于本周五前凭身份证到门诊二楼麻醉药品专用窗口取药。",
 ])
