@@ -343,9 +343,7 @@ class Policy:
                 action = None
                 desc += (f" (score only, no review: {'fitted decision' if decision is not None else 'any prohibited category'}"
                          f" {judged:.2f} < {agg.confirm_review})")
-                if decision is not None:
-                    th.append(("decision", round(decision, 4)))
-                th += [("prohibited", round(p_any, 4)), ("confirm_review", agg.confirm_review)]
+                th += _judged(decision, p_any) + [("confirm_review", agg.confirm_review)]
             if rejects and agg is not None and agg.confirm is not None and judged < agg.confirm:
                 rejects = False
                 action = "review"
@@ -354,8 +352,7 @@ class Policy:
                 else:
                     desc += (f" (review, not reject: fitted decision {decision:.2f} < {agg.confirm};"
                              f" any prohibited category {p_any:.2f})")
-                    th.append(("decision", round(decision, 4)))
-                th += [("prohibited", round(p_any, 4)), ("confirm", agg.confirm)]
+                th += _judged(decision, p_any) + [("confirm", agg.confirm)]
             if rejects:
                 if units is not None and units < self.min_content_reject:
                     action = "review"
@@ -427,10 +424,7 @@ class Policy:
         t = self.thresholds_for(best, lang)
         th = [kv for kv in (old.threshold or ()) if kv[0] not in ("prohibited", "confirm", "confirm_review", "decision")] \
             if old is not None else [("report", t.report), ("review", t.review), ("reject", t.reject)]
-        if decision is not None:
-            th.append(("decision", round(decision, 4)))
-        th += [("prohibited", round(p_any, 4)), ("prohibited_reject", agg.reject),
-               ("min_category", agg.min_category)]
+        th += _judged(decision, p_any) + [("prohibited_reject", agg.reject), ("min_category", agg.min_category)]
         if lang is not None and not any(k == "lang" for k, _ in th) and lang in self.classifier_aggregate_languages:
             th.append(("lang", lang))
         desc = (old.description if old is not None else f"classifier: {best}") + (
@@ -621,6 +615,14 @@ class Policy:
                                   tuple([(i, tuple(n)) for i, n in notes.items()]) if notes else ())
         return Verdict(verdict, categories, round(total, 4), tuple(reasons),
                        ruleset_version, model_version, forced_by, subs, explanation)
+
+
+def _judged(decision: float | None, p_any: float) -> list[tuple[str, float]]:
+    """A reason's threshold entries for what the prohibited_head compared: the fitted decision's
+    score (when the policy has one) and the aggregate head's probability."""
+    out = [("decision", round(decision, 4))] if decision is not None else []
+    out.append(("prohibited", round(p_any, 4)))
+    return out
 
 
 @functools.lru_cache(maxsize=16)

@@ -16,11 +16,12 @@ fitted on held-out signals only, never on the shipped model's scores of its own 
    drowning the small English one); the two classes the same total. (Chosen on the dump of
    docs/evaluation.md: square roots for both classes, or equal masses for both, gained less or
    found no thresholds within the budgets.)
-3. Thresholds, per language: every pair (reject, confirm) of the grids is replayed through the
-   full policy (keyword and pattern hits from the dump, classifier hits and the decision as the
-   engine makes them). Chosen: the pair per language that rejects the most prohibited rows (the
-   mean over sources of each source's share) while every source's normal rows stay within the
-   budgets (rejected, flagged), English and Chinese rows of a source counted together.
+3. Thresholds, per language: every setting (reject, confirm, confirm_review) of the grids is
+   replayed through the full policy (keyword and pattern hits from the dump, classifier hits and
+   the decision as the engine makes them). Chosen: the setting per language that rejects the most
+   prohibited rows (the mean over sources of each source's share) while every source's normal
+   rows stay within the budgets (rejected, flagged), English and Chinese rows of a source counted
+   together.
 
 The result is the ``prohibited_head`` block for rules/policy.yaml and the figures behind it.
 """
@@ -47,9 +48,32 @@ DEFAULT_REVIEW_GRID = (None, 0.02, 0.05, 0.1)
 LANGS = ("zh", "en")
 
 
+_PROHIBITED = frozenset(PROHIBITED)
+
+
 class _Content(NamedTuple):
     lang: str | None
     units: int | None
+
+
+class _Replay(NamedTuple):
+    """One dump row as ``Policy.replay`` takes it, prepared once for every setting replayed."""
+    source: str
+    prohibited: bool
+    normal: bool
+    labels: tuple
+    probs: list
+    content: _Content
+    evidence: list
+
+    @classmethod
+    def of(cls, r: dict) -> "_Replay":
+        labels = tuple(r["probs"])
+        return cls(r["source"], _is_prohibited(r), not r["labels"], labels, [r["probs"][lab] for lab in labels],
+                   _Content(r["lang"], r["units"]), r["evidence"])
+
+    def verdict(self, policy: Policy) -> str:
+        return policy.replay(self.labels, self.probs, self.content, self.evidence).verdict
 
 
 def load_dump(paths: Iterable[Path]) -> list[dict]:
@@ -79,7 +103,7 @@ def load_dump(paths: Iterable[Path]) -> list[dict]:
 
 
 def _is_prohibited(r: dict) -> bool:
-    return bool(set(r["labels"]) & set(PROHIBITED))
+    return not _PROHIBITED.isdisjoint(r["labels"])
 
 
 def _features(rows: list[dict], policy: Policy) -> tuple[np.ndarray, list[str]]:
@@ -118,12 +142,6 @@ def fit(rows: list[dict], policy: Policy, C: float = 1.0) -> FittedDecision:
     return FittedDecision(bias=round(float(lr.intercept_[0]), 4), weights=weights)
 
 
-def _verdict(policy: Policy, r: dict) -> str:
-    labels = tuple(r["probs"])
-    return policy.replay(labels, [r["probs"][lab] for lab in labels], _Content(r["lang"], r["units"]),
-                         r["evidence"]).verdict
-
-
 def _with(policy: Policy, lang: str, agg: AggregateThresholds) -> Policy:
     return replace(policy, classifier_aggregate_languages={**policy.classifier_aggregate_languages, lang: agg})
 
@@ -131,25 +149,26 @@ def _with(policy: Policy, lang: str, agg: AggregateThresholds) -> Policy:
 def choose(rows: list[dict], policy: Policy, fitted: FittedDecision, reject_grid=DEFAULT_REJECT_GRID,
            confirm_grid=DEFAULT_CONFIRM_GRID, review_grid=DEFAULT_REVIEW_GRID, budget_rejected: float = 0.45, budget_flagged: float = 2.0,
            min_normals: int = 1000, min_prohibited: int = 50, progress: Callable | None = None) -> dict:
-    """The (reject, confirm) pair per language (see the module doc) and the figures: {"choice":
-    {lang: {"reject", "confirm"}}, "sources": {source: {...}}, "baseline": {...}}. Budgets in
+    """The (reject, confirm, confirm_review) setting per language (see the module doc) and the
+    figures: {"choice": {lang: {"reject", "confirm", "confirm_review"}}, "sources": {source: {...}},
+    "baseline": {...}, "objective", "baseline_objective"}. Budgets in
     percent; sources with fewer than ``min_normals`` normal rows (``min_prohibited`` prohibited
     rows) are shown but do not bind (do not count in the objective)."""
     prog = progress or (lambda it, **kw: it)
-    by_lang = {lang: [r for r in rows if (r["lang"] == "en") == (lang == "en")] for lang in LANGS}
+    by_lang = {lang: [_Replay.of(r) for r in rows if (r["lang"] == "en") == (lang == "en")] for lang in LANGS}
     sources = sorted({r["source"] for r in rows})
     configs = [(rj, cf, rv) for rj in reject_grid for cf in confirm_grid for rv in review_grid
                if (cf is None or cf <= rj) and (rv is None or cf is None or rv <= cf)]
 
-    def tally(pol: Policy, lang_rows: list[dict]) -> dict:
+    def tally(pol: Policy, lang_rows: list[_Replay]) -> dict:
         t = {s: [0, 0, 0, 0, 0] for s in sources}  # normals, rejected, flagged, prohibited, rejected
         for r in lang_rows:
-            v = _verdict(pol, r)
-            c = t[r["source"]]
-            if _is_prohibited(r):
+            v = r.verdict(pol)
+            c = t[r.source]
+            if r.prohibited:
                 c[3] += 1
                 c[4] += v == "reject"
-            elif not r["labels"]:
+            elif r.normal:
                 c[0] += 1
                 c[1] += v == "reject"
                 c[2] += v != "allow"
