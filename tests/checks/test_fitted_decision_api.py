@@ -7,9 +7,9 @@ def test_the_api_gives_the_fitted_decisions_figures(app, tenant):
     """The shipped policy decides with the fitted decision (rules/policy.yaml
     prohibited_head.fitted): a reason it decided carries its score beside the aggregate head's
     probability, and the schema documents both keys."""
-    # contempt for gay people and a call to "treat" them by force: the hate head alone (review
+    # deaf people told to stay out of sight and their shops shunned: the hate head alone (review
     # from 0.95, reject from 0.98) is not sure enough, the decision is
-    r = tenant.post("/v1/moderate", {"text": "同性恋就是心理变态，都该抓去电击矫正"})
+    r = tenant.post("/v1/moderate", {"text": "聋哑人别出来丢人现眼，开什么店，谁进去谁倒霉"})
     assert r.status_code == 200, r.get_json()
     body = r.get_json()
     assert body["verdict"] == "reject" and body["forced_by"] == "CLF_HATE"
