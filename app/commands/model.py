@@ -108,6 +108,10 @@ def _decisions(database_url: str | None, since_text: str | None) -> dict:
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="with --by-source: write the table as Markdown here")
 @click.option("--seed", type=int, default=13, show_default=True, help="with --by-source: seed of the recipe")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+              help="with --by-source: a training recipe setting other than the shipped one (a key of "
+                   "app/training/train.py DEFAULTS, e.g. project_weight=6): try a recipe on sources held out "
+                   "whole before adopting it; repeatable")
 @click.option("--blind", "blind_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="score this labelled set (JSON lines: text, labels, kind, lang) with the full engine and --model")
 @click.option("--misses", "misses_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -115,7 +119,8 @@ def _decisions(database_url: str | None, since_text: str | None) -> dict:
                    "the prohibited rows that were) here (JSON lines)")
 def evaluate(model_dir: Path, train_dir, data_dir, engine: bool, rules_dir: Path, choose: bool,
              exclude_val_of: int | None, by_source: bool, sources: str | None, report_path: Path | None,
-             seed: int, misses_path: Path | None, blind_path: Path | None, dump_path: Path | None) -> None:
+             seed: int, misses_path: Path | None, blind_path: Path | None, dump_path: Path | None,
+             settings: tuple[str, ...] = ()) -> None:
     """Evaluate a model on its validation split: per-category P/R/F1, false rejects, confusion.
     With --by-source: leave one source out (what predicts traffic the model never saw)."""
     from app.engine.classifier import ModelMismatchError
@@ -130,10 +135,13 @@ def evaluate(model_dir: Path, train_dir, data_dir, engine: bool, rules_dir: Path
     if by_source:
         if choose or exclude_val_of is not None or engine:
             raise click.UsageError("--by-source cannot be combined with --choose-thresholds, --exclude-val-of or --engine")
-        _by_source(rules_dir, train_dir, data_dir, sources, report_path, seed, misses_path, dump_path)
+        _by_source(rules_dir, train_dir, data_dir, sources, report_path, seed, misses_path, dump_path,
+                   _recipe_settings(settings))
         return
     if sources is not None or report_path is not None or misses_path is not None or dump_path is not None:
         raise click.UsageError("--sources, --report, --misses and --dump go with --by-source")
+    if settings:
+        raise click.UsageError("--set goes with --by-source")
     if choose and exclude_val_of is not None:
         raise click.UsageError("--choose-thresholds cannot be combined with --exclude-val-of")
     try:
@@ -147,8 +155,34 @@ def evaluate(model_dir: Path, train_dir, data_dir, engine: bool, rules_dir: Path
     click.echo(f"report: {Path(model_dir) / 'EVALUATION.md'}")
 
 
+def _recipe_settings(settings: tuple[str, ...]) -> dict:
+    """``--set KEY=VALUE`` pairs as training overrides, each value of its default's type."""
+    from app.training.train import DEFAULTS
+
+    out: dict = {}
+    for item in settings:
+        key, sep, text = item.partition("=")
+        key, text = key.strip(), text.strip()
+        if not sep or key not in DEFAULTS or key == "seed":
+            raise click.UsageError(f"--set {item}: expected KEY=VALUE with KEY one of "
+                                   f"{', '.join(k for k in DEFAULTS if k != 'seed')} (the seed is --seed)")
+        default = DEFAULTS[key]
+        try:
+            if isinstance(default, bool):
+                if text.lower() not in ("true", "false"):
+                    raise ValueError(text)
+                value = text.lower() == "true"
+            else:
+                value = type(default)(text)
+        except ValueError:
+            kind = {bool: "true or false", int: "a whole number", float: "a number"}[type(default)]
+            raise click.UsageError(f"--set {item}: {key} takes {kind} (shipped: {default})") from None
+        out[key] = value
+    return out
+
+
 def _by_source(rules_dir: Path, train_dir, data_dir, sources: str | None, report_path: Path | None, seed: int,
-               misses_path: Path | None, dump_path: Path | None = None) -> None:
+               misses_path: Path | None, dump_path: Path | None = None, overrides: dict | None = None) -> None:
     import shlex
     import sys
 
@@ -164,7 +198,7 @@ def _by_source(rules_dir: Path, train_dir, data_dir, sources: str | None, report
     try:
         result = bs.evaluate_by_source(rules_dir, train_dir=train_dir, data_dir=data_dir, sources=names, seed=seed,
                                        progress=_progress, log=lambda m: click.echo(m, err=True), misses=misses,
-                                       dump=dump)
+                                       dump=dump, **(overrides or {}))
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     for line in bs.table_lines(result):

@@ -172,7 +172,8 @@ def evaluate_by_source(rules_dir: Path, train_dir: Path | None = None, data_dir:
             log(f"  {s}: {_line(c)} ({c['seconds']:.0f}s)")
     finally:
         manager.close()
-    return {"sources": out, "seed": seed, "rules_dir": str(rules_dir), "seconds": round(time.time() - t0, 1)}
+    return {"sources": out, "seed": seed, "overrides": dict(overrides), "rules_dir": str(rules_dir),
+            "seconds": round(time.time() - t0, 1)}
 
 
 def _pct(x) -> str:
@@ -214,6 +215,9 @@ def write_report(path: Path, result: dict, command: str) -> None:
            "near-duplicate of one of its rows), and its rows went through the full engine (keywords, patterns, "
            "classifier, rules/policy.yaml). Method: app/training/by_source.py; docs/evaluation.md.", "",
            f"Command: `{command}` (seed {result['seed']}, {result['seconds']:.0f} s).", "",
+           *([f"Recipe: app/training/train.py DEFAULTS with "
+              f"{', '.join(f'{k}={v}' for k, v in result['overrides'].items())}.", ""]
+             if result.get("overrides") else []),
            "\"review\" counts messages sent to review only; \"flagged\" is review or reject.", "",
            "| held-out source | normals | rejected | review | flagged | prohibited | rejected | flagged | marketing rejected |",
            "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
