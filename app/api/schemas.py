@@ -33,6 +33,9 @@ class ClassifierThresholdSchema(Schema):
     reject_with_channel = fields.Float(metadata={
         "description": "from this probability the hit forces reject when the message also gives a way to act "
                        "(a link, a phone number, a WeChat id: `channel`)"})
+    reject_in_context = fields.Float(metadata={
+        "description": "from this probability the hit's reject stands in a message with warning or notice "
+                       "context (below it such context demotes it to review)"})
     channel = fields.String(metadata={"description": "the pattern rule that gave the way to act"})
     lang = fields.String(metadata={"description": "the message language whose thresholds applied (en)"})
     units = fields.Integer(metadata={"description": "the message's content units, when too few to reject on"})

@@ -65,6 +65,10 @@ that language (``Content.lang``: Latin words outnumber CJK characters -> en).
 A category's ``reject_with_channel`` (null by default) is the probability from which the
 classifier rejects when the message also gives its reader a way to act: a hit of one of the
 pattern rules listed in ``classifier.channel_rules`` (a link, a phone number, a WeChat id).
+A category's ``reject_in_context`` (null by default, not below ``reject``) is the probability
+from which the classifier's reject of that category stands in a message with warning or notice
+context: a scam script that borrows an anti-fraud warning's words is still refused when the head
+is that sure of it (below it, the context demotes the reject to review as above).
 ``classifier.prohibited_head`` (``{reject, min_category, exclude, confirm}``, per language under
 ``classifier.languages.<lang>.prohibited_head``): a model that carries the aggregate head
 (``app.engine.classifier.AGGREGATE_LABEL``: any prohibited category against none, trained on all of them
@@ -108,6 +112,9 @@ class ClassifierThresholds:
     #: p at which the classifier rejects when the message also offers a way to act on it (a
     #: hit of ``Policy.channel_rules``: a link, a phone number, a WeChat id); None: never
     reject_with_channel: float | None = None
+    #: p from which the classifier's reject of this category stands in a message with warning or
+    #: notice context (which otherwise demotes it to review); None: context always demotes it
+    reject_in_context: float | None = None
 
 
 @dataclass(frozen=True)
@@ -328,6 +335,8 @@ class Policy:
             th: list[tuple[str, Any]] = [("report", t.report), ("review", t.review), ("reject", t.reject)]
             if t.reject_with_channel is not None:
                 th.append(("reject_with_channel", t.reject_with_channel))
+            if t.reject_in_context is not None:
+                th.append(("reject_in_context", t.reject_in_context))
             if lang is not None and label in self.classifier_languages.get(lang, ()):
                 th.append(("lang", lang))
             rejects = t.reject is not None and p >= t.reject
@@ -673,6 +682,10 @@ def _demoted(h: Hit, context: dict[str, str]) -> Hit:
         return h
     by = context.get(h.category)
     if h.action == "reject":
+        if h.detector == "classifier" and h.threshold:
+            stands = next((v for k, v in h.threshold if k == "reject_in_context"), None)
+            if stands is not None and h.score >= stands:
+                return h  # the head is sure enough that the warning wording is the scam's own
         action = "review"
         by = by or context.get(_ANY)
     elif h.detector == "classifier":
@@ -770,7 +783,7 @@ def _fitted(d: Any, where: str, categories: dict | None) -> FittedDecision | Non
 def _thresholds(d: Any, base: ClassifierThresholds, where: str) -> ClassifierThresholds:
     if not isinstance(d, dict):
         raise ValueError(f"{where}: expected a mapping with report, review, reject")
-    _keys(d, {"report", "review", "reject", "reject_with_channel"}, where)
+    _keys(d, {"report", "review", "reject", "reject_with_channel", "reject_in_context"}, where)
     report = _prob(d["report"], f"{where}.report") if "report" in d else base.report
     if report is None:
         raise ValueError(f"{where}.report: must be a probability")
@@ -784,4 +797,8 @@ def _thresholds(d: Any, base: ClassifierThresholds, where: str) -> ClassifierThr
                     else base.reject_with_channel)
     if with_channel is not None and review is not None and with_channel < review:
         raise ValueError(f"{where}: reject_with_channel must not be lower than review")
-    return ClassifierThresholds(report, review, reject, with_channel)
+    in_context = (_prob(d["reject_in_context"], f"{where}.reject_in_context") if "reject_in_context" in d
+                  else base.reject_in_context)
+    if in_context is not None and reject is not None and in_context < reject:
+        raise ValueError(f"{where}: reject_in_context must not be lower than reject")
+    return ClassifierThresholds(report, review, reject, with_channel, in_context)

@@ -265,6 +265,9 @@ def _why_action(h: Hit) -> str:
         else:
             reached = None
         if h.action == "reject" and reached:
+            if th.get("reject_in_context") is not None and h.score >= th["reject_in_context"]:
+                return (f"has probability {p} >= {reached}, and >= its reject_in_context threshold "
+                        f"{_num(th['reject_in_context'])}{lang}, at which warning context does not demote it")
             return f"has probability {p} >= {reached}"
         if "min_content_reject" in th and reached:
             return (f"has probability {p} >= {reached}, but the message has only {th.get('units')} of the "

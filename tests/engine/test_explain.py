@@ -171,6 +171,18 @@ def test_a_classifier_held_back_to_review_says_why():
     assert "4 of the 9 content units" in dec["text"]
 
 
+def test_a_classifier_reject_that_stands_in_warning_context_says_why():
+    from app.engine.policy import ClassifierThresholds
+    p = Policy(classifier_weight=5.0, classifier_categories={
+        "fraud": ClassifierThresholds(0.4, 0.55, 0.9, None, 0.98)})
+    v = p.decide(p.classifier_hits(["fraud"], [0.99], content=40) + [kw("KW_WARN", "fraud", -8)])
+    ex = assert_adds_up(v)
+    dec = ex["decision"]
+    assert v.verdict == "reject" and dec["by"] == "rule_reject" and dec["rule"] == "CLF_FRAUD"
+    assert dec["threshold"]["reject_in_context"] == 0.98
+    assert "reject_in_context threshold 0.98" in dec["text"] and "does not demote" in dec["text"]
+
+
 def test_a_rule_counts_once_and_the_repeat_says_so():
     v = Policy().decide([kw("KW_A", "fraud", 4), kw("KW_A", "fraud", 4), kw("KW_B", "fraud", 2)])
     ex = assert_adds_up(v)

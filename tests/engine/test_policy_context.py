@@ -185,3 +185,47 @@ def test_notice_offset_does_not_stack_with_a_categorys_own_context():
     assert Policy().decide(scam).verdict == "review"
     v = Policy().decide(scam + [NOTICE])
     assert v.verdict == "review" and v.score == 9
+
+
+def _in_context_policy(**fraud):
+    policy, _warnings = Policy.from_config({"classifier": {"weight": 5, "min_content_reject": 9, "categories": {"fraud": {
+        "report": 0.4, "review": 0.55, "reject": 0.9, **fraud}}}}, {"fraud": None, "gambling": None})
+    return policy
+
+
+@pytest.mark.parametrize("ctx", [kw("KW_FRAUD_CTX_WARNING", "fraud", -8),
+                                 Hit("KW_CTX_NOTICE_WARNING", None, "keyword", -6, "context", "x", (0, 1))])
+def test_a_sure_classifier_reject_stands_in_warning_context_from_reject_in_context(ctx):
+    """A scam script that borrows the warning's words ("this is the anti-fraud centre, do not tell
+    anyone") is still refused when the head is sure of it; below the line, or without the setting,
+    the warning context sends the message to a person."""
+    policy = _in_context_policy(reject_in_context=0.98)
+    sure = policy.classifier_hits(["fraud"], [0.99], content=40)
+    v = policy.decide(sure + [ctx])
+    assert v.verdict == "reject" and v.forced_by == "CLF_FRAUD"
+    assert dict(v.reasons[0].threshold)["reject_in_context"] == 0.98
+    assert "demoted" not in v.reasons[0].description
+    unsure = policy.classifier_hits(["fraud"], [0.95], content=40)
+    v = policy.decide(unsure + [ctx])
+    assert v.verdict == "review" and "demoted from reject" in v.reasons[0].description
+    unset = _in_context_policy().classifier_hits(["fraud"], [0.99], content=40)
+    assert _in_context_policy().decide(unset + [ctx]).verdict == "review"
+
+
+def test_reject_in_context_never_lifts_a_review_or_a_keyword_rule():
+    policy = _in_context_policy(reject_in_context=0.9)
+    ctx = kw("KW_FRAUD_CTX_WARNING", "fraud", -8)
+    # a fragment too short to reject on stays review, and a warning still drops that review
+    short = policy.classifier_hits(["fraud"], [0.99], content=6)
+    assert short[0].action == "review"
+    assert policy.decide(short + [ctx]).verdict != "reject"
+    # a forced keyword rule in a warning goes to a person whatever the classifier's setting
+    named = Hit("KW_FRAUD_SAFE_ACCOUNT", "fraud", "keyword", 10, "reject", "x", (0, 1))
+    assert policy.decide([named, ctx]).verdict == "review"
+
+
+@pytest.mark.parametrize("fraud", [{"reject_in_context": 0.8}, {"reject_in_context": 1.2},
+                                   {"reject_in_context": "sure"}])
+def test_reject_in_context_validation(fraud):
+    with pytest.raises(ValueError, match="reject_in_context"):
+        _in_context_policy(**fraud)
