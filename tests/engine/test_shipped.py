@@ -49,6 +49,19 @@ def test_shipped_hard_negatives(shipped, text, category):
     assert category not in cats(shipped.check(text))
 
 
+@pytest.mark.parametrize("text, verdict", [
+    # police notices that describe task-rebate fraud: the warning (要当心, 正规招聘不会) offsets
+    # the scene's words and forces nothing; with four fraud rules at once a person reads it
+    ("南湖派出所温馨提示：兼职点赞、关注博主拿佣金的广告要当心，正规招聘不会让你先充值垫付。", "allow"),
+    ("东湖派出所提醒：网上兼职刷单、点赞返佣金的广告要当心，正规招聘不会让你先垫付钱款。", "review"),
+    ("News: man jailed 10 years for threatening to bomb a school online.", "allow"),
+    ("Mum just msged, she's safe. she was near the bomb scare at the mall but it was a false alarm", "allow"),
+])
+def test_shipped_notices_that_describe_a_scene_are_not_rejected(shipped, text, verdict):
+    v = shipped.check(text)
+    assert v.verdict == verdict, v.to_dict()
+
+
 def test_shipped_rules_load_clean(shipped):
     rs = shipped.ruleset
     assert rs.summary()["keyword_rules"] > 50
