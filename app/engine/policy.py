@@ -60,6 +60,9 @@ thresholds come from ``classifier.default`` overridden per category in
 ``classifier.min_content_reject``: the classifier alone never rejects a message with fewer content
 units than this (a fragment of a few words is too little to refuse a message on); such a hit
 forces review instead and says so.
+``classifier.languages.<en|zh>.min_content_reject`` replaces ``min_content_reject`` for messages
+of that language (an English word carries more than a Chinese character; the fitted decision's
+``short`` feature keeps the global value it was fitted with).
 ``classifier.languages.<en|zh>.categories`` override a category's thresholds for messages of
 that language (``Content.lang``: Latin words outnumber CJK characters -> en).
 A category's ``reject_with_channel`` (null by default) is the probability from which the
@@ -146,6 +149,8 @@ class Policy:
     classifier_enabled: bool = True
     min_content: int = 0
     min_content_reject: int = 0
+    #: per message language, its own ``min_content_reject`` (English words carry more than characters)
+    min_content_reject_languages: dict[str, int] = field(default_factory=dict)
     #: per message language ("en", "zh": features.Content.lang), category -> thresholds
     classifier_languages: dict[str, dict[str, ClassifierThresholds]] = field(default_factory=dict)
     #: pattern rules that give the reader a way to act (classifier ``reject_with_channel``)
@@ -244,6 +249,7 @@ class Policy:
         if not isinstance(langs, dict):
             raise ValueError("classifier.languages: expected a mapping language -> {categories: ...}")
         per_lang: dict[str, dict[str, ClassifierThresholds]] = {}
+        mcr_lang: dict[str, int] = {}
         aggregate_lang: dict[str, AggregateThresholds] = {}
         for lang, spec in langs.items():
             where = f"classifier.languages.{lang}"
@@ -251,7 +257,9 @@ class Policy:
                 raise ValueError(f"{where}: language must be en or zh")
             if not isinstance(spec, dict):
                 raise ValueError(f"{where}: expected a mapping with categories")
-            _keys(spec, {"categories", "prohibited_head"}, where)
+            _keys(spec, {"categories", "prohibited_head", "min_content_reject"}, where)
+            if "min_content_reject" in spec:
+                mcr_lang[lang] = _units(spec["min_content_reject"], f"{where}.min_content_reject")
             if "prohibited_head" in spec:
                 aggregate_lang[lang] = _aggregate(spec["prohibited_head"], aggregate, f"{where}.prohibited_head",
                                                   categories)
@@ -269,7 +277,8 @@ class Policy:
             disabled=frozenset(disabled), informational=frozenset(informational),
             classifier_weight=weight, classifier_default=default,
             classifier_categories=per, classifier_enabled=enabled, min_content=min_content,
-            min_content_reject=min_content_reject, channel_rules=frozenset(channel_rules),
+            min_content_reject=min_content_reject, min_content_reject_languages=mcr_lang,
+            channel_rules=frozenset(channel_rules),
             classifier_aggregate=aggregate, classifier_aggregate_languages=aggregate_lang,
         ), warnings
 
@@ -363,11 +372,12 @@ class Policy:
                              f" any prohibited category {p_any:.2f})")
                 th += _judged(decision, p_any) + [("confirm", agg.confirm)]
             if rejects:
-                if units is not None and units < self.min_content_reject:
+                mcr = self.min_content_reject_for(lang)
+                if units is not None and units < mcr:
                     action = "review"
-                    desc += f" (review, not reject: {units} of {self.min_content_reject} content units)"
+                    desc += f" (review, not reject: {units} of {mcr} content units)"
                     th.append(("units", int(units)))
-                    th.append(("min_content_reject", self.min_content_reject))
+                    th.append(("min_content_reject", mcr))
                 else:
                     action = "reject"
             hits.append(Hit(
@@ -377,6 +387,12 @@ class Policy:
         if agg is not None:
             self._aggregate_reject(hits, labels, probs, factor, p_any, agg, lang, units, explain, decision, judged)
         return hits
+
+    def min_content_reject_for(self, lang: str | None) -> int:
+        """The content units the classifier needs to reject alone in a message of language ``lang``."""
+        if lang is not None and self.min_content_reject_languages:
+            return self.min_content_reject_languages.get(lang, self.min_content_reject)
+        return self.min_content_reject
 
     def content_factor(self, units: int | None) -> float:
         """What a message's probabilities are multiplied by: units / ``min_content`` below it, else 1."""
@@ -441,10 +457,11 @@ class Policy:
             else f" (fitted decision {decision:.2f} >= {agg.reject}, any prohibited category {p_any:.2f}:"
                  f" the most likely is {best})")
         action = "reject"
-        if units is not None and units < self.min_content_reject:
+        mcr = self.min_content_reject_for(lang)
+        if units is not None and units < mcr:
             action = "review"
-            desc += f" (review, not reject: {units} of {self.min_content_reject} content units)"
-            th += [("units", int(units)), ("min_content_reject", self.min_content_reject)]
+            desc += f" (review, not reject: {units} of {mcr} content units)"
+            th += [("units", int(units)), ("min_content_reject", mcr)]
         words = old.words if old is not None else None
         if words is None and explain is not None:
             try:

@@ -104,6 +104,37 @@ def test_classifier_alone_does_not_reject_a_fragment_below_min_content_reject():
     assert p.decide([short, kw("KW_GAMBLING_CASINO_BRAND", "gambling", 0, "reject")]).verdict == "reject"
 
 
+def test_a_language_can_have_its_own_min_content_reject():
+    """Eight English words ("the j3ws r behind every war, do ur research") are a whole insult;
+    eight Chinese characters are a fragment: each language's bound is its own, both for a
+    category head's reject and for the aggregate head's."""
+    from types import SimpleNamespace
+
+    p, _ = Policy.from_config({"classifier": {
+        "min_content_reject": 9, "languages": {"en": {"min_content_reject": 6}},
+        "categories": {"hate": {"report": 0.5, "review": 0.8, "reject": 0.9}},
+        "prohibited_head": {"reject": 0.9, "min_category": 0.4}}}, None, ())
+    assert p.min_content_reject_for("en") == 6 and p.min_content_reject_for("zh") == 9
+    assert p.min_content_reject_for(None) == 9
+    en, zh = SimpleNamespace(lang="en", units=7), SimpleNamespace(lang="zh", units=7)
+    (h,) = p.classifier_hits(("hate",), [0.95], content=en)
+    assert h.action == "reject"
+    (h,) = p.classifier_hits(("hate",), [0.95], content=zh)
+    assert h.action == "review" and "7 of 9 content units" in h.description
+    # the aggregate head's reject (hate itself below its own reject) follows the same bound
+    labels = ("hate", "prohibited")
+    (h,) = p.classifier_hits(labels, [0.6, 0.95], content=en)
+    assert h.action == "reject"
+    (h,) = p.classifier_hits(labels, [0.6, 0.95], content=SimpleNamespace(lang="en", units=5))
+    assert h.action == "review" and dict(h.threshold)["min_content_reject"] == 6
+
+
+@pytest.mark.parametrize("value", [-1, 101, 2.5, "5", True])
+def test_a_languages_min_content_reject_must_be_a_small_whole_number(value):
+    with pytest.raises(ValueError, match="languages.en.min_content_reject"):
+        Policy.from_config({"classifier": {"languages": {"en": {"min_content_reject": value}}}}, None, ())
+
+
 def test_language_thresholds_apply_to_messages_of_that_language():
     from app.engine.features import Content
 
