@@ -41,6 +41,9 @@ class ClassifierThresholdSchema(Schema):
     units = fields.Integer(metadata={"description": "the message's content units, when too few to reject on"})
     min_content_reject = fields.Integer(metadata={
         "description": "the content units the classifier needs to reject alone (its reject became review)"})
+    short_reject = fields.Float(metadata={
+        "description": "the probability from which the hit rejects a message under min_content_reject units "
+                       "(present when it did)"})
     prohibited = fields.Float(metadata={
         "description": "the aggregate head's probability (any prohibited category), when it decided the hit"})
     prohibited_reject = fields.Float(metadata={

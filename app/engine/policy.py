@@ -63,6 +63,10 @@ forces review instead and says so.
 ``classifier.languages.<en|zh>.min_content_reject`` replaces ``min_content_reject`` for messages
 of that language (an English word carries more than a Chinese character; the fitted decision's
 ``short`` feature keeps the global value it was fitted with).
+``classifier.short_reject`` (null by default; per language under ``languages.<en|zh>``): a
+category head at this probability or more rejects a message under ``min_content_reject`` units
+all the same (a short English insult is whole; the hit says so). The aggregate head's reject is
+never lifted this way.
 ``classifier.languages.<en|zh>.categories`` override a category's thresholds for messages of
 that language (``Content.lang``: Latin words outnumber CJK characters -> en).
 A category's ``reject_with_channel`` (null by default) is the probability from which the
@@ -151,6 +155,10 @@ class Policy:
     min_content_reject: int = 0
     #: per message language, its own ``min_content_reject`` (English words carry more than characters)
     min_content_reject_languages: dict[str, int] = field(default_factory=dict)
+    #: a category head at this probability or more rejects a message under ``min_content_reject``
+    #: units all the same (None: never); per language in ``short_reject_languages``
+    short_reject: float | None = None
+    short_reject_languages: dict[str, float | None] = field(default_factory=dict)
     #: per message language ("en", "zh": features.Content.lang), category -> thresholds
     classifier_languages: dict[str, dict[str, ClassifierThresholds]] = field(default_factory=dict)
     #: pattern rules that give the reader a way to act (classifier ``reject_with_channel``)
@@ -222,7 +230,8 @@ class Policy:
         clf = doc.get("classifier") or {}
         if not isinstance(clf, dict):
             raise ValueError("classifier: expected a mapping")
-        _keys(clf, {"enabled", "weight", "default", "categories", "min_content", "min_content_reject", "languages",
+        _keys(clf, {"enabled", "weight", "default", "categories", "min_content", "min_content_reject", "short_reject",
+                    "languages",
                     "channel_rules", "prohibited_head"}, "classifier")
         aggregate = _aggregate(clf.get("prohibited_head"), AggregateThresholds(), "classifier.prohibited_head",
                                categories)
@@ -233,6 +242,7 @@ class Policy:
         weight = _num(clf.get("weight", 5.0), "classifier.weight")
         min_content = _units(clf.get("min_content", 0), "classifier.min_content")
         min_content_reject = _units(clf.get("min_content_reject", 0), "classifier.min_content_reject")
+        short_reject = _prob(clf.get("short_reject"), "classifier.short_reject")
         enabled = clf.get("enabled", True)
         if not isinstance(enabled, bool):
             raise ValueError("classifier.enabled: must be true or false")
@@ -250,6 +260,7 @@ class Policy:
             raise ValueError("classifier.languages: expected a mapping language -> {categories: ...}")
         per_lang: dict[str, dict[str, ClassifierThresholds]] = {}
         mcr_lang: dict[str, int] = {}
+        short_lang: dict[str, float | None] = {}
         aggregate_lang: dict[str, AggregateThresholds] = {}
         for lang, spec in langs.items():
             where = f"classifier.languages.{lang}"
@@ -257,9 +268,11 @@ class Policy:
                 raise ValueError(f"{where}: language must be en or zh")
             if not isinstance(spec, dict):
                 raise ValueError(f"{where}: expected a mapping with categories")
-            _keys(spec, {"categories", "prohibited_head", "min_content_reject"}, where)
+            _keys(spec, {"categories", "prohibited_head", "min_content_reject", "short_reject"}, where)
             if "min_content_reject" in spec:
                 mcr_lang[lang] = _units(spec["min_content_reject"], f"{where}.min_content_reject")
+            if "short_reject" in spec:
+                short_lang[lang] = _prob(spec["short_reject"], f"{where}.short_reject")
             if "prohibited_head" in spec:
                 aggregate_lang[lang] = _aggregate(spec["prohibited_head"], aggregate, f"{where}.prohibited_head",
                                                   categories)
@@ -278,6 +291,7 @@ class Policy:
             classifier_weight=weight, classifier_default=default,
             classifier_categories=per, classifier_enabled=enabled, min_content=min_content,
             min_content_reject=min_content_reject, min_content_reject_languages=mcr_lang,
+            short_reject=short_reject, short_reject_languages=short_lang,
             channel_rules=frozenset(channel_rules),
             classifier_aggregate=aggregate, classifier_aggregate_languages=aggregate_lang,
         ), warnings
@@ -373,7 +387,12 @@ class Policy:
                 th += _judged(decision, p_any) + [("confirm", agg.confirm)]
             if rejects:
                 mcr = self.min_content_reject_for(lang)
-                if units is not None and units < mcr:
+                short = self.short_reject_for(lang) if units is not None and units < mcr else None
+                if short is not None and p >= short:
+                    action = "reject"
+                    desc += f" (only {units} of {mcr} content units, but >= {short})"
+                    th += [("units", int(units)), ("min_content_reject", mcr), ("short_reject", short)]
+                elif units is not None and units < mcr:
                     action = "review"
                     desc += f" (review, not reject: {units} of {mcr} content units)"
                     th.append(("units", int(units)))
@@ -393,6 +412,12 @@ class Policy:
         if lang is not None and self.min_content_reject_languages:
             return self.min_content_reject_languages.get(lang, self.min_content_reject)
         return self.min_content_reject
+
+    def short_reject_for(self, lang: str | None) -> float | None:
+        """The probability from which a category head rejects a message under ``min_content_reject``."""
+        if lang is not None and lang in self.short_reject_languages:
+            return self.short_reject_languages[lang]
+        return self.short_reject
 
     def content_factor(self, units: int | None) -> float:
         """What a message's probabilities are multiplied by: units / ``min_content`` below it, else 1."""

@@ -268,6 +268,10 @@ def _why_action(h: Hit) -> str:
             if th.get("reject_in_context") is not None and h.score >= th["reject_in_context"]:
                 return (f"has probability {p} >= {reached}, and >= its reject_in_context threshold "
                         f"{_num(th['reject_in_context'])}{lang}, at which warning context does not demote it")
+            if th.get("short_reject") is not None:
+                return (f"has probability {p} >= {reached}, and >= its short_reject threshold "
+                        f"{_num(th['short_reject'])}{lang}, at which a message of only {th.get('units')} of the "
+                        f"{th['min_content_reject']} content units may be rejected")
             return f"has probability {p} >= {reached}"
         if "min_content_reject" in th and reached:
             return (f"has probability {p} >= {reached}, but the message has only {th.get('units')} of the "

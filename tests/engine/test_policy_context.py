@@ -260,3 +260,33 @@ def test_reject_in_context_never_lifts_a_review_or_a_keyword_rule():
 def test_reject_in_context_validation(fraud):
     with pytest.raises(ValueError, match="reject_in_context"):
         _in_context_policy(**fraud)
+
+
+def test_a_sure_head_rejects_a_short_message_from_short_reject():
+    """Under min_content_reject units the classifier alone sends to review, unless a category
+    head reaches the language's short_reject; the aggregate head never rejects short this way."""
+    from types import SimpleNamespace
+
+    p, _ = Policy.from_config({"classifier": {
+        "min_content_reject": 9, "languages": {"en": {"short_reject": 0.99}},
+        "categories": {"abuse": {"report": 0.4, "review": 0.4, "reject": 0.9}},
+        "prohibited_head": {"reject": 0.9, "min_category": 0.0}}}, None, ())
+    en, zh = SimpleNamespace(lang="en", units=8), SimpleNamespace(lang="zh", units=8)
+    (h,) = p.classifier_hits(("abuse",), [0.995], content=en)
+    assert h.action == "reject" and "only 8 of 9 content units, but >= 0.99" in h.description
+    assert dict(h.threshold)["short_reject"] == 0.99
+    v = p.decide([h])
+    assert v.verdict == "reject" and "short_reject threshold 0.99" in v.to_dict()["explanation"]["decision"]["text"]
+    (h,) = p.classifier_hits(("abuse",), [0.98], content=en)
+    assert h.action == "review" and "short_reject" not in dict(h.threshold)
+    (h,) = p.classifier_hits(("abuse",), [0.995], content=zh)          # no short_reject for zh
+    assert h.action == "review"
+    (h,) = p.classifier_hits(("abuse", "prohibited"), [0.5, 0.999], content=en)  # the aggregate head's
+    assert h.action == "review"
+
+
+@pytest.mark.parametrize("doc", [{"short_reject": 1.5}, {"short_reject": "high"},
+                                 {"languages": {"en": {"short_reject": -0.1}}}])
+def test_short_reject_validation(doc):
+    with pytest.raises(ValueError, match="short_reject"):
+        Policy.from_config({"classifier": doc}, None, ())
