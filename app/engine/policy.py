@@ -231,8 +231,7 @@ class Policy:
         if not isinstance(clf, dict):
             raise ValueError("classifier: expected a mapping")
         _keys(clf, {"enabled", "weight", "default", "categories", "min_content", "min_content_reject", "short_reject",
-                    "languages",
-                    "channel_rules", "prohibited_head"}, "classifier")
+                    "languages", "channel_rules", "prohibited_head"}, "classifier")
         aggregate = _aggregate(clf.get("prohibited_head"), AggregateThresholds(), "classifier.prohibited_head",
                                categories)
         channel_rules = clf.get("channel_rules") or []
