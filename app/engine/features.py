@@ -43,6 +43,9 @@ NUM_M_TOK = "\ue004"   # 3-4 digits
 NUM_L_TOK = "\ue005"   # 5-10 digits
 NUM_XL_TOK = "\ue006"  # 12+ digits (card / account numbers)
 WORD_PREFIX = "\x02"
+BIGRAM_PREFIX = "\x03"
+# a run of Latin words (the compact text keeps one space between two Latin/digit words)
+_LATIN_RUN_RE = re.compile(r"[a-z0-9]+(?: [a-z0-9]+)+")
 
 CLASS_NAMES = {
     URL_TOK: "<URL>", EMAIL_TOK: "<EMAIL>", PHONE_TOK: "<PHONE>", NUM_S_TOK: "<NUM>",
@@ -166,13 +169,15 @@ class Analyzer:
     tokenizer: the global jieba dictionary is never touched.
     """
 
-    def __init__(self, user_words: Iterable[str] = (), ngram_range: tuple[int, int] = (1, 3)):
+    def __init__(self, user_words: Iterable[str] = (), ngram_range: tuple[int, int] = (1, 3),
+                 latin_bigrams: bool = False):
         self.user_words = tuple(sorted(set(w for w in user_words if w)))
         self.ngram_range = tuple(ngram_range)
+        self.latin_bigrams = bool(latin_bigrams)
         self._cut = _make_cutter(self.user_words)
 
     def __reduce__(self):
-        return (Analyzer, (self.user_words, self.ngram_range))
+        return (Analyzer, (self.user_words, self.ngram_range, self.latin_bigrams))
 
     def words(self, prepared: str) -> list[str]:
         # words of two or more characters (single characters are already unigrams; the
@@ -183,10 +188,22 @@ class Analyzer:
         toks = char_ngrams_wb(prepared, *self.ngram_range)
         if prepared:
             toks.extend(self.words(prepared))
+            if self.latin_bigrams:
+                toks.extend(latin_bigrams(prepared))
         return toks
 
     def __call__(self, normalized_text: str) -> list[str]:
         return self.tokens_of_prepared(prepare(normalized_text))
+
+
+def latin_bigrams(prepared: str) -> list[str]:
+    """Pairs of neighbouring Latin words ("kill urself", "go back"): English says with word order
+    what Chinese says with characters. Prefixed so they never collide with other tokens."""
+    out = []
+    for m in _LATIN_RUN_RE.finditer(prepared):
+        w = m.group().split(" ")
+        out.extend(BIGRAM_PREFIX + a + " " + b for a, b in zip(w, w[1:]))
+    return out
 
 
 def analyze(normalized_text: str) -> list[str]:

@@ -138,7 +138,7 @@ def evaluate_by_source(rules_dir: Path, train_dir: Path | None = None, data_dir:
                                                  threshold=params["dedup_threshold"], seed=seed)
     all_rows = rows + synthetic_rows(params, normalizer)
     user_words = lexicon_user_words(rules_dir)
-    analyzer = Analyzer(user_words)
+    analyzer = Analyzer(user_words, latin_bigrams=params["latin_bigrams"])
     tokens = [analyzer(r.norm) for r in prog(all_rows, desc="tokens", unit="msg")]
     log(f"{n_real} rows from {len(known)} sources, tokens in {time.time() - t0:.0f}s; holding out {len(chosen)}")
     manager = RuleSetManager(rules_dir, watch=False)

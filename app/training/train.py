@@ -55,6 +55,8 @@ DEFAULTS = dict(
     jobs=2,
     # fit the aggregate head (any prohibited category; policy.yaml classifier.prohibited_head)
     aggregate_head=True,
+    # features: pairs of neighbouring Latin words besides character n-grams and words
+    latin_bigrams=False,
     threshold_target_frr=TARGET_FRR,
     reject_floor=REJECT_FLOOR,
     review_budget=REVIEW_BUDGET,
@@ -161,7 +163,7 @@ def fit_classifier(rows, tr: np.ndarray, params: dict, user_words: list[str], pr
 
     t0 = time.time() if t0 is None else t0
     prog = progress or (lambda it, **kw: it)
-    analyzer = Analyzer(user_words)
+    analyzer = Analyzer(user_words, latin_bigrams=params.get("latin_bigrams", False))
     if tokens is None:
         vec = TfidfVectorizer(analyzer=analyzer, sublinear_tf=True, min_df=params["min_df"],
                               max_features=params["max_features"], dtype=np.float64)

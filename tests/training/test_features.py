@@ -71,3 +71,19 @@ def test_content_units_count_words_not_links_or_numbers():
     c = F.content_units(F.prepare("【招商银行】您尾号1234的卡消费100元"))
     assert c.units == 12 and c.lang == "zh"
     assert F.content_units(F.prepare("Your 招行 card ending 1234 was used")).lang == "en"
+
+
+def test_latin_bigrams_pair_neighbouring_english_words_only_when_asked():
+    """``latin_bigrams``: "kill urself" as one feature; pairs never span Chinese text or a removed
+    link, the option survives pickling (a saved model keeps it), and without it the tokens are
+    what they were (models trained before the option load and score unchanged)."""
+    text = "go kill urself 哈哈 nobody wants u http://t.cn/abc here"
+    plain = F.Analyzer(["菠菜网"])
+    paired = F.Analyzer(["菠菜网"], latin_bigrams=True)
+    bigrams = [t[1:] for t in paired(text) if t.startswith(F.BIGRAM_PREFIX)]
+    assert bigrams == ["go kill", "kill urself", "nobody wants", "wants u"]
+    assert not any(t.startswith(F.BIGRAM_PREFIX) for t in plain(text))
+    assert [t for t in paired(text) if not t.startswith(F.BIGRAM_PREFIX)] == plain(text)
+    clone = pickle.loads(pickle.dumps(paired))
+    assert clone.latin_bigrams and clone(text) == paired(text)
+    assert F.Analyzer([], latin_bigrams=True)("上菠菜网送彩金") == F.Analyzer([])("上菠菜网送彩金")
