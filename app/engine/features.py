@@ -44,8 +44,8 @@ NUM_L_TOK = "\ue005"   # 5-10 digits
 NUM_XL_TOK = "\ue006"  # 12+ digits (card / account numbers)
 WORD_PREFIX = "\x02"
 BIGRAM_PREFIX = "\x03"
-# a run of Latin words (the compact text keeps one space between two Latin/digit words)
-_LATIN_RUN_RE = re.compile(r"[a-z0-9]+(?: [a-z0-9]+)+")
+# a Latin word (the compact text keeps one space between two Latin/digit words)
+_LATIN_TOKEN_RE = re.compile(r"(?<![a-z0-9])[a-z0-9]+")
 
 CLASS_NAMES = {
     URL_TOK: "<URL>", EMAIL_TOK: "<EMAIL>", PHONE_TOK: "<PHONE>", NUM_S_TOK: "<NUM>",
@@ -200,9 +200,11 @@ def latin_bigrams(prepared: str) -> list[str]:
     """Pairs of neighbouring Latin words ("kill urself", "go back"): English says with word order
     what Chinese says with characters. Prefixed so they never collide with other tokens."""
     out = []
-    for m in _LATIN_RUN_RE.finditer(prepared):
-        w = m.group().split(" ")
-        out.extend(BIGRAM_PREFIX + a + " " + b for a, b in zip(w, w[1:]))
+    prev, prev_end = None, -2
+    for m in _LATIN_TOKEN_RE.finditer(prepared):
+        if prev is not None and m.start() == prev_end + 1 and prepared[prev_end] == " ":
+            out.append(BIGRAM_PREFIX + prev + " " + m.group())
+        prev, prev_end = m.group(), m.end()
     return out
 
 
