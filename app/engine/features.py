@@ -215,7 +215,7 @@ def analyze(normalized_text: str) -> list[str]:
 
 def display_token(tok: str) -> str:
     """A feature token as a reviewer reads it: class characters spelled out, prefix dropped."""
-    if tok.startswith(WORD_PREFIX):
+    if tok.startswith((WORD_PREFIX, BIGRAM_PREFIX)):
         tok = tok[1:]
     if any(c in CLASS_NAMES for c in tok):
         tok = "".join(CLASS_NAMES.get(c, c) for c in tok)

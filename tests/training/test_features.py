@@ -87,3 +87,4 @@ def test_latin_bigrams_pair_neighbouring_english_words_only_when_asked():
     clone = pickle.loads(pickle.dumps(paired))
     assert clone.latin_bigrams and clone(text) == paired(text)
     assert F.Analyzer([], latin_bigrams=True)("上菠菜网送彩金") == F.Analyzer([])("上菠菜网送彩金")
+    assert F.display_token(F.BIGRAM_PREFIX + "kill urself") == "kill urself"  # as a reviewer reads it
