@@ -14,7 +14,9 @@ Input is the NORMALIZED text (``app.engine.normalize.normalize(text).text``). St
    binding: the same tokens as ``jieba.lcut(HMM=False)`` ~24x faster; falls back to jieba), with
    an optional user dictionary (the rule lexicons' Chinese terms, frozen into the model at
    training time so tokenization never drifts from what the model learnt). Word features carry
-   a ``\\x02`` prefix so they never collide with character n-grams.
+   a ``\\x02`` prefix so they never collide with character n-grams. With ``latin_bigrams`` (a
+   training recipe option, pickled with the model) pairs of neighbouring Latin words are added,
+   prefixed ``\\x03``.
 
 Character n-grams respect word boundaries: the compact text is cut at its spaces (which stand
 only between two Latin/digit words) and each piece is padded with one space, so "is ex" gives no

@@ -385,19 +385,17 @@ class Policy:
                              f" any prohibited category {p_any:.2f})")
                 th += _judged(decision, p_any) + [("confirm", agg.confirm)]
             if rejects:
+                action = "reject"
                 mcr = self.min_content_reject_for(lang)
-                short = self.short_reject_for(lang) if units is not None and units < mcr else None
-                if short is not None and p >= short:
-                    action = "reject"
-                    desc += f" (only {units} of {mcr} content units, but >= {short})"
-                    th += [("units", int(units)), ("min_content_reject", mcr), ("short_reject", short)]
-                elif units is not None and units < mcr:
-                    action = "review"
-                    desc += f" (review, not reject: {units} of {mcr} content units)"
-                    th.append(("units", int(units)))
-                    th.append(("min_content_reject", mcr))
-                else:
-                    action = "reject"
+                if units is not None and units < mcr:  # a fragment: review, unless the head is that sure
+                    th += [("units", int(units)), ("min_content_reject", mcr)]
+                    short = self.short_reject_for(lang)
+                    if short is not None and p >= short:
+                        desc += f" (only {units} of {mcr} content units, but >= {short})"
+                        th.append(("short_reject", short))
+                    else:
+                        action = "review"
+                        desc += f" (review, not reject: {units} of {mcr} content units)"
             hits.append(Hit(
                 rule=f"CLF_{label.upper()}", category=label, detector="classifier",
                 score=round(p, 4), action=action, description=desc, words=words, threshold=tuple(th),

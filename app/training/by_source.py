@@ -38,7 +38,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from app.engine.classifier import LABELS, PROHIBITED
-from app.engine.features import Analyzer, prepare
+from app.engine.features import prepare
 
 __all__ = ["source_of", "evaluate_by_source", "table_lines", "write_report"]
 
@@ -118,7 +118,8 @@ def evaluate_by_source(rules_dir: Path, train_dir: Path | None = None, data_dir:
     from app.engine.ruleset import RuleSetManager
     from app.training import dataset as ds
     from app.training.split import near_duplicate_groups
-    from app.training.train import DEFAULTS, fit_classifier, lexicon_user_words, load_rows, synthetic_rows
+    from app.training.train import (DEFAULTS, fit_classifier, lexicon_user_words, load_rows, make_analyzer,
+                                    synthetic_rows)
 
     params = dict(DEFAULTS, **overrides, seed=seed)
     t0 = time.time()
@@ -138,7 +139,7 @@ def evaluate_by_source(rules_dir: Path, train_dir: Path | None = None, data_dir:
                                                  threshold=params["dedup_threshold"], seed=seed)
     all_rows = rows + synthetic_rows(params, normalizer)
     user_words = lexicon_user_words(rules_dir)
-    analyzer = Analyzer(user_words, latin_bigrams=params["latin_bigrams"])
+    analyzer = make_analyzer(user_words, params)
     tokens = [analyzer(r.norm) for r in prog(all_rows, desc="tokens", unit="msg")]
     log(f"{n_real} rows from {len(known)} sources, tokens in {time.time() - t0:.0f}s; holding out {len(chosen)}")
     manager = RuleSetManager(rules_dir, watch=False)

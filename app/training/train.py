@@ -149,6 +149,12 @@ def sample_weights(rows, idx, y: np.ndarray, params: dict) -> np.ndarray:
     return base
 
 
+def make_analyzer(user_words: list[str], params: dict) -> Analyzer:
+    """The feature analyzer of a recipe: the one place its settings (``latin_bigrams``) are read, so
+    that tokens made ahead (by_source) and the analyzer saved with the model never disagree."""
+    return Analyzer(user_words, latin_bigrams=params["latin_bigrams"])
+
+
 def fit_classifier(rows, tr: np.ndarray, params: dict, user_words: list[str], progress: Callable | None = None,
                    log: Callable[[str], None] = print, t0: float | None = None,
                    tokens: list | None = None) -> tuple[Classifier, dict]:
@@ -163,7 +169,7 @@ def fit_classifier(rows, tr: np.ndarray, params: dict, user_words: list[str], pr
 
     t0 = time.time() if t0 is None else t0
     prog = progress or (lambda it, **kw: it)
-    analyzer = Analyzer(user_words, latin_bigrams=params.get("latin_bigrams", False))
+    analyzer = make_analyzer(user_words, params)
     if tokens is None:
         vec = TfidfVectorizer(analyzer=analyzer, sublinear_tf=True, min_df=params["min_df"],
                               max_features=params["max_features"], dtype=np.float64)
