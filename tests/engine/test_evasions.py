@@ -17,6 +17,8 @@ def _hit(v, rule):
     ("网址 am88 点 com 上线送88", "PAT_URL_SPELLED", "am88 点 com"),
     ("网址：ａｍ８８。ｃｏｍ", "PAT_URL_SPELLED", "ａｍ８８。ｃｏｍ"),
     ("visit luckyspin dot com tonight", "PAT_URL_SPELLED", "luckyspin dot com"),
+    ("地址不全，请点 youzheng-ems . cn-kd . top 修改", "PAT_URL_SPELLED", "youzheng-ems . cn-kd . top"),
+    ("claim at bet365 . com now", "PAT_URL_SPELLED", "bet365 . com"),
     ("Learn to make a pipe b*mb, video course", "KW_VIOLENCE_EN", "make a pipe b*mb"),
     ("k!ll yourself loser", "KW_ABUSE_EN_STRONG", "k!ll yourself"),
     ("K*LL YOURSELF loser", "KW_ABUSE_EN_STRONG", "K*LL YOURSELF"),
@@ -32,6 +34,8 @@ def test_evasions_are_found_with_their_original_span(shipped, text, rule, eviden
     "明天下午3点开会，记得带电脑",
     "我们一二三四五六七八个人一起去",
     "I'll see you at the dot com party",
+    "Your prepaid SIM expires in 5 days. Top up to keep your number.",
+    "Loan approved. Net proceeds will be credited today.",
     "第一二三名的奖品已经发放",
 ])
 def test_ordinary_numbers_and_times_are_not_contact_ids_or_addresses(shipped, text):
