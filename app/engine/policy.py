@@ -406,15 +406,11 @@ class Policy:
 
     def min_content_reject_for(self, lang: str | None) -> int:
         """The content units the classifier needs to reject alone in a message of language ``lang``."""
-        if lang is not None and self.min_content_reject_languages:
-            return self.min_content_reject_languages.get(lang, self.min_content_reject)
-        return self.min_content_reject
+        return _for_lang(self.min_content_reject_languages, lang, self.min_content_reject)
 
     def short_reject_for(self, lang: str | None) -> float | None:
         """The probability from which a category head rejects a message under ``min_content_reject``."""
-        if lang is not None and lang in self.short_reject_languages:
-            return self.short_reject_languages[lang]
-        return self.short_reject
+        return _for_lang(self.short_reject_languages, lang, self.short_reject)
 
     def content_factor(self, units: int | None) -> float:
         """What a message's probabilities are multiplied by: units / ``min_content`` below it, else 1."""
@@ -445,9 +441,7 @@ class Policy:
 
     def aggregate_for(self, lang: str | None) -> AggregateThresholds:
         """The ``prohibited_head`` settings for a message of language ``lang``."""
-        if lang is not None and lang in self.classifier_aggregate_languages:
-            return self.classifier_aggregate_languages[lang]
-        return self.classifier_aggregate
+        return _for_lang(self.classifier_aggregate_languages, lang, self.classifier_aggregate)
 
     def _aggregate_reject(self, hits: list[Hit], labels: Sequence[str], probs: Sequence[float], factor: float,
                           p_any: float, agg: AggregateThresholds, lang: str | None, units, explain,
@@ -734,6 +728,12 @@ def _demoted(h: Hit, context: dict[str, str]) -> Hit:
     if by is None:
         return h
     return h._replace(action=action, description=f"{h.description} (demoted from {h.action}: warning context {by})")
+
+
+def _for_lang(per_lang: dict, lang: str | None, default):
+    """A setting for a message of language ``lang``: its ``languages.<lang>`` value when set (a
+    language may set null explicitly), else the global one."""
+    return per_lang[lang] if lang is not None and lang in per_lang else default
 
 
 def _units(v: Any, name: str) -> int:
