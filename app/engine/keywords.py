@@ -22,6 +22,7 @@
 """
 from __future__ import annotations
 
+import itertools
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -182,6 +183,26 @@ def _expand(term: str, variants: dict[str, tuple[str, ...]], standalone: frozens
     return out
 
 
+def _initial_forms(term: str, units: tuple[str, ...], limit: int = 16) -> list[tuple[str, ...]]:
+    """``units`` (one pinyin spelling of ``term``) and the spellings with some of its Han
+    syllables cut to their first letter, at least two Han syllables left whole: a letter beside
+    one character ("h回" of 回回, "jb的" of 嫁不得) is everywhere a link or a code meets Chinese.
+    Terms of fewer than three Han characters: ``units`` alone."""
+    han = [i for i, ch in enumerate(term) if is_han(ch)]
+    out = [units]
+    if len(han) < 3:
+        return out
+    for k in range(1, len(han) - 1):
+        for cut in itertools.combinations(han, k):
+            u = list(units)
+            for i in cut:
+                u[i] = u[i][0]
+            out.append(tuple(u))
+            if len(out) > limit:
+                return out
+    return out
+
+
 def _masked(key: str) -> list[str]:
     """An English key with one vowel inside a word blanked by ``*`` (b*mb, p*rn), one variant
     per vowel; a vowel that starts or ends a word is left alone (``*`` there is punctuation)."""
@@ -277,6 +298,8 @@ class KeywordMatcher:
                     for term in gterms:
                         for key in self._keys(term, en):
                             main.add_rule(key, part, en)
+                        if r.pinyin and any(is_han(c) for c in term):
+                            self._add_pinyin(py, py_units, term, part, initials=True)
                 continue
             rule = _Rule(r.id, r.category, float(r.score), r.hit_action, r.description, r.subcategory)
             self.rules[r.id] = rule
@@ -287,10 +310,7 @@ class KeywordMatcher:
                 for key in self._keys(term, en):
                     main.add_rule(key, rule, en)
                 if r.pinyin and any(is_han(c) for c in term):
-                    self._py_context = max(self._py_context, len(term))
-                    for units in term_pinyins(term, units=True):
-                        py_units.add(units)
-                        py.add_rule("".join(units), rule, False)
+                    self._add_pinyin(py, py_units, term, rule)
         for p in allow:
             key = normalize_term(p.phrase).strip()
             if key:
@@ -319,6 +339,18 @@ class KeywordMatcher:
         self._py_auto = py.build()
         self._acct_lock = threading.Lock()
         self._acct_cache: OrderedDict[tuple[str, str], _AccountMatcher | None] = OrderedDict()
+
+    def _add_pinyin(self, py: _Builder, py_units: set, term: str, rule, initials: bool = False) -> None:
+        """Key a Chinese term (of a plain rule, or of one group of a composite) by its pinyin
+        readings in the pinyin automaton (安hui人, fei洲人 match 安徽人, 非洲人). With
+        ``initials`` (a composite's parts, which count only beside the other groups) also with
+        some of its syllables cut to their first letter, at least one kept whole (贵Z人, HN人
+        match 贵州人, 河南人)."""
+        self._py_context = max(self._py_context, len(term))
+        for units in term_pinyins(term, units=True):
+            for u in (_initial_forms(term, units) if initials else (units,)):
+                py_units.add(u)
+                py.add_rule("".join(u), rule, False)
 
     def _keys(self, term: str, en: bool) -> list[str]:
         """The automaton keys of a normalized term: its variant spellings and, for English,

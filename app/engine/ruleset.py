@@ -296,7 +296,6 @@ def _keyword_rule(rules_dir: Path, r: Any, cat: str | None, rel: str, where: str
     within = 0
     if "groups" in r:
         _expect("terms" not in r and "file" not in r, rel, where, "a composite rule has groups, not terms or file")
-        _expect(not pinyin, rel, where, "pinyin: true is not available for a composite rule")
         g = r.get("groups")
         _expect(isinstance(g, dict) and len(g) >= 2, rel, where, "groups must map at least two group names to term lists")
         terms = []

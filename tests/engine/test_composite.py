@@ -77,6 +77,53 @@ def test_parts_are_found_through_normalisation_and_english_parts_match_whole_wor
     assert engine.check("The packages arrived; the redelivery fees are refunded").verdict == "allow"
 
 
+HATE = """
+category: hate
+rules:
+  - id: KW_HATE_REGION_CHEATS
+    description: the people of a province called cheats as a group
+    action: score
+    score: 10
+    lang: zh
+    pinyin: true
+    within: 14
+    groups:
+      group: [河南人, 贵州人]
+      slur: [都是骗子, 没一个好东西]
+"""
+
+
+@pytest.mark.parametrize("text, evidence", [
+    ("河南人都是骗子", "河南人都是骗子"),
+    ("he南人都是骗子，传下去", "he南人都是骗子"),       # a syllable in pinyin
+    ("H南人都是骗子", "H南人都是骗子"),                 # an initial, two syllables kept
+    ("贵Z人没一个好东西", "贵Z人没一个好东西"),
+    ("贵州人dou是pian子", "贵州人dou是pian子"),         # the other group in pinyin
+])
+def test_a_composite_with_pinyin_matches_its_parts_in_pinyin_and_initials(tmp_path, text, evidence):
+    m = Moderator.from_paths(write_rules(tmp_path / "rules", {"hate": HATE}), watch=False)
+    try:
+        (h,) = [h for h in m.check(text).reasons if h.rule == "KW_HATE_REGION_CHEATS"]
+        assert h.evidence == evidence and text[h.span[0]:h.span[1]] == evidence
+        assert {g for g, _e, _s in h.parts} == {"group", "slur"}
+    finally:
+        m.close()
+
+
+@pytest.mark.parametrize("text", [
+    "hnr 都是骗子",               # initials only: any Latin word, no match
+    "HN人都是骗子",               # one syllable kept: a letter beside a character is everywhere
+    "河南人都是好人",             # one group only
+    "我们去he南吃饭，都是骗子的话别信",  # 河南 is not 河南人
+])
+def test_a_composite_with_pinyin_needs_a_whole_syllable_and_every_group(tmp_path, text):
+    m = Moderator.from_paths(write_rules(tmp_path / "rules", {"hate": HATE}), watch=False)
+    try:
+        assert not [h for h in m.check(text).reasons if h.rule == "KW_HATE_REGION_CHEATS"]
+    finally:
+        m.close()
+
+
 @pytest.mark.parametrize("body, message", [
     ("  - {id: KW_X, within: 10, groups: {a: [民警]}}\n", "at least two group"),
     ("  - {id: KW_X, groups: {a: [民警], b: [安全账户]}}\n", "within must be"),
