@@ -75,6 +75,8 @@ def test_the_same_group_named_in_propaganda_is_still_rejected(engine):
     "We reviewed your report. The comment calling you a 'worthless bitch' broke our community guidelines and has been removed.",
     "Riverside Police anti-scam tip: a text saying 'Hi Dad, this is my new number' that asks for money is a scam. Call the old number first.",
     "News: court jails man who ran an illegal online casino from a rented flat; six others face trial.",
+    "Northside bookshop: new in, a memoir by a retired bomb-disposal officer. Signed copies while stock lasts.",
+    "Harbour Bank: 'Hi Mum, new number' scams are on the rise. If a new number asks for money, ring the old one first.",
     # a hospital about a prescribed opioid (contraband's own medical context)
     "【市一医院】您的盐酸羟考酮缓释片处方已开具，请于本周五前凭身份证到门诊二楼麻醉药品专用窗口取药。",
 ])
