@@ -344,8 +344,8 @@ class KeywordMatcher:
         """Key a Chinese term (of a plain rule, or of one group of a composite) by its pinyin
         readings in the pinyin automaton (安hui人, fei洲人 match 安徽人, 非洲人). With
         ``initials`` (a composite's parts, which count only beside the other groups) also with
-        some of its syllables cut to their first letter, at least one kept whole (贵Z人, HN人
-        match 贵州人, 河南人)."""
+        some of its syllables cut to their first letter, two kept whole (贵Z人, h南人 match 贵州人,
+        河南人; see ``_initial_forms``)."""
         self._py_context = max(self._py_context, len(term))
         for units in term_pinyins(term, units=True):
             for u in (_initial_forms(term, units) if initials else (units,)):
