@@ -298,7 +298,7 @@ class KeywordMatcher:
                     for term in gterms:
                         for key in self._keys(term, en):
                             main.add_rule(key, part, en)
-                        if r.pinyin and any(is_han(c) for c in term):
+                        if r.pinyin:
                             self._add_pinyin(py, py_units, term, part, initials=True)
                 continue
             rule = _Rule(r.id, r.category, float(r.score), r.hit_action, r.description, r.subcategory)
@@ -309,7 +309,7 @@ class KeywordMatcher:
                     continue
                 for key in self._keys(term, en):
                     main.add_rule(key, rule, en)
-                if r.pinyin and any(is_han(c) for c in term):
+                if r.pinyin:
                     self._add_pinyin(py, py_units, term, rule)
         for p in allow:
             key = normalize_term(p.phrase).strip()
@@ -345,7 +345,9 @@ class KeywordMatcher:
         readings in the pinyin automaton (安hui人, fei洲人 match 安徽人, 非洲人). With
         ``initials`` (a composite's parts, which count only beside the other groups) also with
         some of its syllables cut to their first letter, two kept whole (贵Z人, h南人 match 贵州人,
-        河南人; see ``_initial_forms``)."""
+        河南人; see ``_initial_forms``). A term without a Han character has no pinyin key."""
+        if not any(is_han(c) for c in term):
+            return
         self._py_context = max(self._py_context, len(term))
         for units in term_pinyins(term, units=True):
             for u in (_initial_forms(term, units) if initials else (units,)):
