@@ -251,7 +251,7 @@ def profile(log: Path, n: int, model) -> None:
 
         def clf_hits():
             for x, p, u in zip(norms, probs, units):
-                rs.policy.classifier_hits(labels, p, lambda label, _t=x.text: clf.explain(_t, label, k=5), content=u)
+                rs.policy.classifier_hits(labels, p, clf.lazy_explainer(x.text), content=u)
         timeit("classifier hits + explain", clf_hits)
     verdicts = timeit("check_batch (whole engine, batches of 1000)",
                       lambda: [v for i in range(0, len(texts), 1000) for v in m.check_batch(texts[i:i + 1000])])

@@ -65,6 +65,25 @@ def sklearn_version() -> str:
     return sklearn.__version__
 
 
+def word_grams(w: str) -> set[str]:
+    """The character features (1-3 grams, and the word-boundary grams ``char_ngrams_wb`` pads
+    with a space) that lie inside the word ``w``: what ``explain`` credits the word with."""
+    if " " in w:
+        return {w[i:i + n] for n in (1, 2, 3) for i in range(len(w) - n + 1)} | set(char_ngrams_wb(w))
+    if len(w) == 1:
+        return {w, " " + w, w + " ", " " + w + " "}
+    n = len(w)
+    out = {w[i:i + 3] for i in range(n - 2)}
+    out.update(w[i:i + 2] for i in range(n - 1))
+    out.update(w)
+    out.update((" " + w[0], w[-1] + " ", " " + w[:2], w[-2:] + " "))
+    return out
+
+
+def _no_words(label: str, k: int = 5) -> list[str]:
+    return []
+
+
 class Classifier:
     """Scores normalized text. Thread-safe for readers (no state changes after construction)."""
 
@@ -192,42 +211,83 @@ class Classifier:
         return 1.0 / (1.0 + np.exp(-s)), units
 
     def explain(self, normalized_text: str, label: str, k: int = 5) -> list[str]:
-        """The words of the message that pushed ``label``'s probability most.
+        """The words of the message that pushed ``label``'s probability most (see ``explainer``)."""
+        return self.explainer(normalized_text)(label, k)
 
-        Each jieba word of the feature text is scored by the summed contributions x_j * w_j of
-        its own features (the word itself and the character n-grams inside it); the k words
-        with the largest positive scores are returned, spelled for a reviewer (digit runs,
-        phone numbers and links as <NUM>, <PHONE>, <URL>)."""
-        j = self._col[label]
+    def lazy_explainer(self, normalized_text: str):
+        """``explain(label) -> list[str]`` (k=5) that analyses the message on its first call only:
+        what the policy is handed, since most messages never reach a review threshold."""
+        made = []
+
+        def explain(label: str) -> list[str]:
+            if not made:
+                made.append(self.explainer(normalized_text))
+            return made[0](label, 5)
+
+        return explain
+
+    def explainer(self, normalized_text: str):
+        """``explain(label, k=5) -> list[str]`` for one message: the words of the message that
+        pushed ``label``'s probability most.
+
+        Each jieba word of the feature text (and each of its characters) is scored by the summed
+        contributions x_j * w_j of its own features (the word itself and the character n-grams
+        inside it); the k words with the largest positive scores are returned, spelled for a
+        reviewer (digit runs, phone numbers and links as <NUM>, <PHONE>, <URL>). The message is
+        analysed once, whatever number of labels is explained (a message that reaches review in
+        two categories explains both)."""
         an = self._analyzer
         prepared = prepare(normalized_text)
         if not prepared:
-            return []
-        contrib: dict[str, float] = {}
-        cnt = Counter(an.tokens_of_prepared(prepared)) if hasattr(an, "tokens_of_prepared") else Counter(an(normalized_text))
-        toks = [t for t in cnt if t in self._vocab]
-        if not toks:
-            return []
-        idx = np.array([self._vocab[t] for t in toks], dtype=np.intp)
-        v = (np.log(np.array([cnt[t] for t in toks], dtype=np.float64)) + 1.0) * self._idf[idx]
+            return _no_words
+        if hasattr(an, "tokens_of_prepared"):
+            words = an.words(prepared) if hasattr(an, "words") else []
+            cnt = Counter(an.tokens_of_prepared(prepared))
+        else:
+            words, cnt = [], Counter(an(normalized_text))
+        vocab = self._vocab
+        pos = {t: i for i, t in enumerate(t for t in cnt if t in vocab)}
+        if not pos:
+            return _no_words
+        idx = np.fromiter((vocab[t] for t in pos), dtype=np.intp, count=len(pos))
+        v = (np.log(np.fromiter((cnt[t] for t in pos), dtype=np.float64, count=len(pos))) + 1.0) * self._idf[idx]
         v /= math.sqrt(float(v @ v))
-        for t, c in zip(toks, v * self._W[idx, j]):
-            contrib[t] = float(c)
-        words = an.words(prepared) if hasattr(an, "words") else []
-        scored: dict[str, float] = {}
+        # which features each candidate (a word, or a character of the text) is made of
+        cands: list[str] = []
+        rows: list[int] = []
+        cols: list[int] = []
+        seen: set[str] = set()
         for w in [x[len(WORD_PREFIX):] for x in words] + [ch for ch in prepared if ch != " "]:
-            if w in scored:
+            if w in seen:
                 continue
-            grams = {w[i:i + n] for n in (1, 2, 3) for i in range(len(w) - n + 1)} | set(char_ngrams_wb(w))
-            scored[w] = contrib.get(WORD_PREFIX + w, 0.0) + sum(contrib.get(g, 0.0) for g in grams)
-        out: list[str] = []
-        for w, sc in sorted(scored.items(), key=lambda kv: (-kv[1], kv[0])):
-            if sc <= 0 or len(out) >= k:
-                break
-            if any(w in o for o in out):
-                continue
-            out.append(display_token(w))
-        return out
+            seen.add(w)
+            grams = word_grams(w)
+            grams.add(WORD_PREFIX + w)
+            hit = [pos[g] for g in grams if g in pos]
+            if hit:
+                rows.extend([len(cands)] * len(hit))
+                cols.extend(hit)
+                cands.append(w)
+        if not cands:
+            return _no_words
+        r = np.asarray(rows, dtype=np.intp)
+        c = np.asarray(cols, dtype=np.intp)
+        W = self._W
+
+        def explain(label: str, k: int = 5) -> list[str]:
+            contrib = v * W[idx, self._col[label]]
+            score = np.bincount(r, weights=contrib[c], minlength=len(cands))
+            out: list[str] = []
+            for i in sorted(range(len(cands)), key=lambda i: (-score[i], cands[i])):
+                if score[i] <= 0 or len(out) >= k:
+                    break
+                w = cands[i]
+                if any(w in o for o in out):
+                    continue
+                out.append(display_token(w))
+            return out
+
+        return explain
 
     def _inverse_vocab(self) -> list[str]:
         inv = getattr(self, "_inv", None)

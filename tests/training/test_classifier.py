@@ -67,6 +67,30 @@ def test_explain_names_the_words(clf):
     assert any("百家乐" in w or "荷官" in w or "发牌" in w for w in words)
 
 
+def test_explainer_explains_each_label_from_one_analysis(clf):
+    """A message that reaches review in two categories is analysed once and explained for both;
+    each label's words are what ``explain`` says for it alone, and a lazy explainer analyses
+    nothing until asked."""
+    text = "百家乐真人荷官在线发牌，您的银行卡已被冻结，请点击 http://icbc-safe.cn 解冻"
+    ex = clf.explainer(text)
+    for label in ("gambling", "fraud"):
+        assert ex(label, 3) == clf.explain(text, label, k=3)
+    assert any("百家乐" in w or "荷官" in w for w in ex("gambling", 3))
+    assert ex("fraud", 3) != ex("gambling", 3)
+    assert clf.lazy_explainer(text)("fraud") == clf.explain(text, "fraud", k=5)
+    assert clf.explainer("，。！")("fraud") == []
+
+
+@pytest.mark.parametrize("word", ["a", "中", "ab", "百家乐", "hello", "a b", " ab", "x y z", "荷官 发牌"])
+def test_word_grams_are_the_features_inside_the_word(word):
+    """What explain credits a word with: its 1-3 character grams and the space-padded
+    word-boundary grams the analyzer makes of it, no more (a shortcut for the common case of a
+    word without spaces must agree with the analyzer's own n-grams)."""
+    from app.engine.features import char_ngrams_wb
+    ref = {word[i:i + n] for n in (1, 2, 3) for i in range(len(word) - n + 1)} | set(char_ngrams_wb(word))
+    assert C.word_grams(word) == ref
+
+
 def _save(tmp_path, clf, **meta_over):
     import sklearn
     meta = {"name": "tiny", "trained_at": "2026-01-01T00:00:00", "versions": {"scikit-learn": sklearn.__version__},
