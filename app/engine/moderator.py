@@ -335,8 +335,9 @@ class Moderator:
         features.Content; ``evidence``: its keyword and pattern hits), explained on demand by
         the same classifier that scored them."""
         clf = model.classifier
-        return rs.policy.classifier_hits(model.labels, probs, clf.lazy_explainer(text),
-                                         content=content, evidence=evidence)
+        lazy = getattr(clf, "lazy_explainer", None)  # the protocol asks only for explain(text, label, k)
+        explain = lazy(text) if lazy is not None else (lambda label: clf.explain(text, label, k=5))
+        return rs.policy.classifier_hits(model.labels, probs, explain, content=content, evidence=evidence)
 
     def content_hits(self, norm: Normalized, rs: RuleSet, account_lists: CustomLists | None = None) -> list[Hit]:
         """Keyword + pattern hits (no classifier, no policy)."""
