@@ -240,9 +240,9 @@ class Classifier:
         prepared = prepare(normalized_text)
         if not prepared:
             return _no_words
-        if hasattr(an, "tokens_of_prepared"):
-            words = an.words(prepared) if hasattr(an, "words") else []
-            cnt = Counter(an.tokens_of_prepared(prepared))
+        if hasattr(an, "tokens_and_words"):
+            toks, words = an.tokens_and_words(prepared)
+            cnt = Counter(toks)
         else:
             words, cnt = [], Counter(an(normalized_text))
         vocab = self._vocab

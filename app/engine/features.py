@@ -187,12 +187,18 @@ class Analyzer:
         return [WORD_PREFIX + w for w in self._cut(prepared) if len(w) > 1]
 
     def tokens_of_prepared(self, prepared: str) -> list[str]:
+        return self.tokens_and_words(prepared)[0]
+
+    def tokens_and_words(self, prepared: str) -> tuple[list[str], list[str]]:
+        """(feature tokens, the words among them) of a prepared text: one jieba cut for both
+        (``Classifier.explainer`` needs the words as well as the tokens)."""
         toks = char_ngrams_wb(prepared, *self.ngram_range)
+        words = self.words(prepared) if prepared else []
         if prepared:
-            toks.extend(self.words(prepared))
+            toks.extend(words)
             if self.latin_bigrams:
                 toks.extend(latin_bigrams(prepared))
-        return toks
+        return toks, words
 
     def __call__(self, normalized_text: str) -> list[str]:
         return self.tokens_of_prepared(prepare(normalized_text))

@@ -160,24 +160,3 @@ def test_every_declared_subcategory_is_documented():
         for sub in c.subcategories:
             assert f"`{sub}`" in doc, sub
 
-
-@pytest.mark.parametrize("text, rule", [
-    ("Sunday night the synagogue on Park Row goes up before the service, bring petrol", "KW_VIOLENCE_SCENE_EN_ARSON_CALL"),
-    ("今晚集合，冲进去把那家超市能拿什么拿什么", "KW_VIOLENCE_SCENE_LOOTING_CALL"),
-    ("贵州猴子别来我们厂打工了，全都赶回去", "KW_HATE_SCENE_ANIMAL"),
-    ("Underground poker at the warehouse sat, 2k buy-in, text for the address", "KW_GAMBLING_EN_UNDERGROUND"),
-])
-def test_shipped_calls_to_attack_animal_slurs_and_unlicensed_gambling_reject(shipped, text, rule):
-    v = shipped.check(text)
-    assert v.verdict == "reject" and rule in {h.rule for h in v.reasons}
-
-
-@pytest.mark.parametrize("text, rule", [
-    # the same words in a zoo outing and a police report: their context cancels the composite
-    ("带孩子去北京动物园看猴子，猴山那边人好多", "KW_HATE_SCENE_ANIMAL"),
-    ("Police raided an illegal cockfight in the county on Sunday and arrested 12 people", "KW_GAMBLING_EN_UNDERGROUND"),
-])
-def test_shipped_context_cancels_the_same_words_in_a_zoo_outing_or_a_raid_report(shipped, text, rule):
-    v = shipped.check(text)
-    assert rule in {h.rule for h in v.reasons}  # the words are found and shown...
-    assert v.verdict == "allow"  # ...and the context outweighs them
