@@ -15,7 +15,8 @@
 3. digits used as letters inside Latin words (p0rn, s3x, v1agra, @, $ and ! too: sh!t), 1:1;
 4. separators skipped inside words: spaces, symbols, emoji and non-sentence punctuation between
    two CJK characters (赌 博, 法✨轮功; sentence punctuation ，。！？；：、 brackets and quotes stay
-   as boundaries so clauses do not glue together), and the separators of a run of three or more
+   as boundaries so clauses do not glue together; emoji that stand for words, ``WORD_EMOJI``,
+   are kept: 你这🐶东西), and the separators of a run of three or more
    single Latin letters (f.u.c.k, s e x);
 5. runs of three or more of the same Latin letter folded to one (fuuuuck).
 
@@ -209,7 +210,17 @@ _RE_UNSTABLE_NOT_UPPER = re.compile(f"[^{_STABLE}A-Z]")
 # spaces, symbols, emoji, non-sentence punctuation, underscore. Boundaries (newline, sentence
 # punctuation, brackets, quotes) are never skipped so clauses do not glue together.
 _BOUNDARY = "\n,!?;:。、，！？；：…()[]{}<>《》〈〉【】〔〕〖〗「」『』\"'“”‘’`｢｣"
-_SEP = "(?:[^\\w" + re.escape(_BOUNDARY) + "]|_)"
+# Emoji that stand for a word are not separators: animals (你这🐶东西, 非洲🐒越来越多, 特🐎), pile of
+# poo and clown. Dropping them would turn the insult into 你这东西 before any keyword sees it;
+# decorative emoji and symbols (法✨轮功, 赌❤博) stay separators. The classifier's compact text
+# drops every emoji anyway (app/engine/features.py), so this changes no feature.
+WORD_EMOJI = (
+    "\U0001F400-\U0001F43D"  # rat ... pig nose (animals and animal faces)
+    "\U0001F980-\U0001F99F\U0001F9A1-\U0001F9AE"  # crab ... (not microbe U+1F9A0)
+    "\U0001FAB0-\U0001FAB3\U0001FACE\U0001FACF"  # fly, worm, beetle, cockroach, moose, donkey
+    "\U0001F4A9\U0001F921"  # pile of poo, clown face
+)
+_SEP = "(?:[^\\w" + re.escape(_BOUNDARY) + WORD_EMOJI + "]|_)"
 _HAN = f"[{HAN_CLASS}]"
 
 # -------------------------------------------------------------------------- OpenCC (stage 2)

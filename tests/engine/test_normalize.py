@@ -75,6 +75,22 @@ def test_spans_map_to_original():
     assert n.evidence(i, i + 2) == "賭✨場"
 
 
+@pytest.mark.parametrize("raw, expected", [
+    ("你这🐶东西", "你这🐶东西"),       # an animal standing for a word stays between two characters
+    ("非洲🐒越来越多", "非洲🐒越来越多"),
+    ("你个🐷脑子", "你个🐷脑子"),
+    ("一坨💩一样", "一坨💩一样"),       # pile of poo, clown: words too
+    ("赌❤博", "赌博"),                 # decorative emoji and symbols are still separators
+    ("法🌸轮功", "法轮功"),
+])
+def test_word_emoji_are_kept_between_characters(raw, expected):
+    n = normalize(raw)
+    assert n.text == expected
+    i = n.text.find("🐶")
+    if i >= 0:
+        assert n.evidence(i, i + 3) == "🐶东西"
+
+
 def test_span_with_expansion_and_deletion():
     raw = "ﬁ\u200bne ①⑩ fuuuuck"
     n = normalize(raw)

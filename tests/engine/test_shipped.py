@@ -66,6 +66,8 @@ def test_shipped_notices_that_describe_a_scene_are_not_rejected(shipped, text, v
     ("Sunday night the synagogue on Park Row goes up before the service, bring petrol", "KW_VIOLENCE_SCENE_EN_ARSON_CALL"),
     ("今晚集合，冲进去把那家超市能拿什么拿什么", "KW_VIOLENCE_SCENE_LOOTING_CALL"),
     ("贵州猴子别来我们厂打工了，全都赶回去", "KW_HATE_SCENE_ANIMAL"),
+    # an animal emoji between two characters is a word, not a separator (normalize.WORD_EMOJI)
+    ("湖北🐶又跑出来丢人现眼了", "KW_HATE_SCENE_ANIMAL"),
     ("Underground poker at the warehouse sat, 2k buy-in, text for the address", "KW_GAMBLING_EN_UNDERGROUND"),
 ])
 def test_shipped_calls_to_attack_animal_slurs_and_unlicensed_gambling_reject(shipped, text, rule):
