@@ -68,13 +68,18 @@ def test_shipped_notices_that_describe_a_scene_are_not_rejected(shipped, text, v
     ("贵州猴子别来我们厂打工了，全都赶回去", "KW_HATE_SCENE_ANIMAL"),
     # an animal emoji between two characters is a word, not a separator (normalize.WORD_EMOJI)
     ("湖北🐶又跑出来丢人现眼了", "KW_HATE_SCENE_ANIMAL"),
-    # pinyin for a syllable of a term (mai凶 = 买凶)
-    ("有人出钱mai凶吗，要他一条腿，价格私聊", "KW_VIOLENCE_HIRED_TOPIC"),
     ("Underground poker at the warehouse sat, 2k buy-in, text for the address", "KW_GAMBLING_EN_UNDERGROUND"),
 ])
 def test_shipped_calls_to_attack_animal_slurs_and_unlicensed_gambling_reject(shipped, text, rule):
     v = shipped.check(text)
     assert v.verdict == "reject" and rule in {h.rule for h in v.reasons}
+
+
+def test_shipped_pinyin_for_a_syllable_of_a_hired_violence_term(shipped):
+    # mai凶 is 买凶 with its first syllable in pinyin; the hit's evidence is the original text
+    v = shipped.check("有人出钱mai凶吗，要他一条腿，价格私聊")
+    hit = next(h for h in v.reasons if h.rule == "KW_VIOLENCE_HIRED_TOPIC")
+    assert hit.evidence == "mai凶" and v.verdict != "allow"
 
 
 @pytest.mark.parametrize("text, rule", [
