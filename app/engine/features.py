@@ -193,11 +193,12 @@ class Analyzer:
         """(feature tokens, the words among them) of a prepared text: one jieba cut for both
         (``Classifier.explainer`` needs the words as well as the tokens)."""
         toks = char_ngrams_wb(prepared, *self.ngram_range)
-        words = self.words(prepared) if prepared else []
-        if prepared:
-            toks.extend(words)
-            if self.latin_bigrams:
-                toks.extend(latin_bigrams(prepared))
+        if not prepared:
+            return toks, []
+        words = self.words(prepared)
+        toks.extend(words)
+        if self.latin_bigrams:
+            toks.extend(latin_bigrams(prepared))
         return toks, words
 
     def __call__(self, normalized_text: str) -> list[str]:
