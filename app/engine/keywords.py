@@ -7,6 +7,9 @@
   term containing a canonical form (微信) is also added with every variant (威信, vx ...),
   mapped to the same rule. A term that IS the canonical form is not expanded unless the
   canonical is listed under ``standalone`` (so 菠菜 the vegetable never fires on its own).
+  A canonical form made of Latin letters, digits, apostrophes and spaces (you, you're, going to,
+  qq) is replaced only where it stands as whole words in the term, so "you -> u" turns "kill
+  you" into "kill u" and leaves "young" alone.
 - English terms (``lang: en``) match whole words only: the characters around the match must
   not be Latin letters ("classic" does not hold "ass"). Each English term is also
   added with any one vowel inside a word masked by ``*`` ("b*mb", "p*rn"), the way senders
@@ -22,7 +25,9 @@
 """
 from __future__ import annotations
 
+import functools
 import itertools
+import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -161,6 +166,15 @@ class _Part:
         self.category = rule.category
 
 
+_LATIN_CANON_RE = re.compile(r"[a-z0-9' ]+")
+
+
+@functools.lru_cache(maxsize=None)
+def _word_re(canon: str) -> re.Pattern:
+    """Where a Latin canonical form stands as whole words (not inside a longer Latin word)."""
+    return re.compile(r"(?<![a-z0-9'])" + re.escape(canon) + r"(?![a-z0-9'])")
+
+
 def _expand(term: str, variants: dict[str, tuple[str, ...]], standalone: frozenset[str],
             canon_order: Sequence[str], limit: int = 64) -> list[str]:
     """The term plus its variant spellings (see module doc)."""
@@ -171,10 +185,17 @@ def _expand(term: str, variants: dict[str, tuple[str, ...]], standalone: frozens
         if term == c and c not in standalone:
             continue
         new = []
-        for t in out:
-            if c in t:
-                for v in variants[c]:
-                    new.append(t.replace(c, v))
+        if _LATIN_CANON_RE.fullmatch(c):
+            rx = _word_re(c)
+            for t in out:
+                if rx.search(t):
+                    for v in variants[c]:
+                        new.append(rx.sub(lambda _m, v=v: v, t))
+        else:
+            for t in out:
+                if c in t:
+                    for v in variants[c]:
+                        new.append(t.replace(c, v))
         for n in new:
             if n not in out:
                 out.append(n)

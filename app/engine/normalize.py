@@ -4,7 +4,7 @@
 
 1. a per-character fold (one ``str.translate`` with a table filled on first sight of each
    character): NFKC (full-width, circled and styled letters and digits), case folding,
-   Cyrillic/Greek look-alikes to Latin, accents stripped from Latin letters, invisible
+   Cyrillic/Greek look-alikes to Latin, typographic apostrophes (’ ‘ ʼ) to ', accents stripped from Latin letters, invisible
    characters removed (zero-width, soft hyphen, BOM, bidi controls, variation selectors, tag
    characters, Hangul fillers, every combining mark, so combining floods vanish), whitespace
    to a plain space (newlines kept); the order a phone DISPLAYS a right-to-left override in, and
@@ -82,6 +82,8 @@ _HOMOGLYPHS = {
     "ʏ": "y", "ɴ": "n", "ʀ": "r", "ᴀ": "a", "ʙ": "b", "ᴄ": "c", "ᴅ": "d", "ᴇ": "e",
     "ɢ": "g", "ʜ": "h", "ɪ": "i", "ᴊ": "j", "ᴋ": "k", "ʟ": "l", "ᴍ": "m", "ᴏ": "o",
     "ᴘ": "p", "ǫ": "q", "ꜱ": "s", "ᴛ": "t", "ᴜ": "u", "ᴠ": "v", "ᴡ": "w", "ᴢ": "z",
+    # apostrophes: phones type the typographic one (I’ll, you’re); terms are written with '
+    "\u2019": "'", "\u2018": "'", "\u201b": "'", "\u02bc": "'", "\u2032": "'",
 }
 
 # Invisible characters that are not category Cf/Mn/Me (those are removed wholesale).

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.engine.keywords import ACCOUNT_BLOCK_RULE, ACCOUNT_REVIEW_RULE, CustomLists
+from app.engine.keywords import ACCOUNT_BLOCK_RULE, ACCOUNT_REVIEW_RULE, CustomLists, _expand
 
 
 def rules_of(v):
@@ -158,3 +158,15 @@ def test_account_en_terms_match_with_a_masked_vowel_like_the_shipped_lists(moder
     v = moderator.check("try c*mpetitor instead", account_lists=acme)
     assert hit(v, ACCOUNT_BLOCK_RULE).evidence == "c*mpetitor"
     assert ACCOUNT_BLOCK_RULE not in rules_of(moderator.check("try c*mp instead", account_lists=acme))
+
+
+def test_latin_variants_replace_whole_words_only():
+    # a canonical form in Latin letters is a word: "you -> u" gives "kill u", never "ung" from young
+    variants = {"you're": ("ur", "your"), "your": ("ur",), "you": ("u",), "i will": ("i'll", "ill"), "i'll": ("ill",)}
+    order = sorted(variants, key=len, reverse=True)
+    assert set(_expand("i will kill you", variants, frozenset(), order)) == {
+        "i will kill you", "i'll kill you", "ill kill you", "i will kill u", "i'll kill u", "ill kill u"}
+    assert _expand("young people", variants, frozenset(), order) == ["young people"]
+    assert set(_expand("you're dead", variants, frozenset(), order)) == {"you're dead", "ur dead", "your dead"}
+    # a Latin canonical inside Chinese text still counts as a word (加qq群)
+    assert _expand("加qq群", {"qq": ("扣扣",)}, frozenset(), ["qq"]) == ["加qq群", "加扣扣群"]

@@ -40,6 +40,8 @@ from app.engine.normalize import normalize, normalize_term, pinyin_table, term_p
     ("f.u.c.k", "fuck"),                        # letters split by punctuation
     ("f u c k you", "fuck you"),                # single letters split by spaces
     ("FUCK", "fuck"),                           # case
+    ("I\u2019ll", "i'll"),                        # typographic apostrophe (phones type it)
+    ("you\u02bcre", "you're"),                    # modifier-letter apostrophe
 ])
 def test_evasion_folds(raw, expected):
     assert normalize(raw).text == expected

@@ -75,6 +75,19 @@ def test_shipped_calls_to_attack_animal_slurs_and_unlicensed_gambling_reject(shi
     assert v.verdict == "reject" and rule in {h.rule for h in v.reasons}
 
 
+@pytest.mark.parametrize("text, rule, evidence", [
+    # a phone's typographic apostrophe matches a term written with '
+    ("I\u2019ll stab you if you come near her again", "KW_VIOLENCE_EN", "I\u2019ll stab you"),
+    # text-speak spellings of a term written once in plain English (variants.yaml, whole words)
+    ("im going to kill u and nobody will find u", "KW_VIOLENCE_EN", "im going to kill u"),
+    ("ur days r numbered, u cant hide", "KW_ABUSE_EN_MENACE", "u cant hide"),
+])
+def test_shipped_english_terms_match_phone_apostrophes_and_text_speak(shipped, text, rule, evidence):
+    v = shipped.check(text)
+    hit = next(h for h in v.reasons if h.rule == rule)
+    assert hit.evidence == evidence and text[hit.span[0]:hit.span[1]] == evidence
+
+
 def test_shipped_pinyin_for_a_syllable_of_a_hired_violence_term(shipped):
     # mai凶 is 买凶 with its first syllable in pinyin; the hit's evidence is the original text
     v = shipped.check("有人出钱mai凶吗，要他一条腿，价格私聊")
