@@ -170,9 +170,12 @@ _LATIN_CANON_RE = re.compile(r"[a-z0-9' ]+")
 
 
 @functools.lru_cache(maxsize=None)
-def _word_re(canon: str) -> re.Pattern:
-    """Where a Latin canonical form stands as whole words (not inside a longer Latin word)."""
-    return re.compile(r"(?<![a-z0-9'])" + re.escape(canon) + r"(?![a-z0-9'])")
+def _canon_re(canon: str) -> re.Pattern:
+    """Where a canonical form stands in a term: anywhere for CJK forms (赌博 in 赌博平台), as
+    whole words for Latin ones (you in "kill you", not in "young")."""
+    if _LATIN_CANON_RE.fullmatch(canon):
+        return re.compile(r"(?<![a-z0-9'])" + re.escape(canon) + r"(?![a-z0-9'])")
+    return re.compile(re.escape(canon))
 
 
 def _expand(term: str, variants: dict[str, tuple[str, ...]], standalone: frozenset[str],
@@ -184,18 +187,8 @@ def _expand(term: str, variants: dict[str, tuple[str, ...]], standalone: frozens
             continue
         if term == c and c not in standalone:
             continue
-        new = []
-        if _LATIN_CANON_RE.fullmatch(c):
-            rx = _word_re(c)
-            for t in out:
-                if rx.search(t):
-                    for v in variants[c]:
-                        new.append(rx.sub(lambda _m, v=v: v, t))
-        else:
-            for t in out:
-                if c in t:
-                    for v in variants[c]:
-                        new.append(t.replace(c, v))
+        rx = _canon_re(c)
+        new = [rx.sub(lambda _m, v=v: v, t) for t in out if rx.search(t) for v in variants[c]]
         for n in new:
             if n not in out:
                 out.append(n)
