@@ -13,6 +13,14 @@ Two scoring paths that give the same probabilities (tests/training prove it to 1
   vocabulary dict, TF-IDF and L2 norm by hand, and a dot with the rows of a dense
   (n_features, n_labels) weight matrix (no scikit-learn call overhead, no weight-matrix copy).
 
+English heads (model format 2, optional): a model may carry a second set of the same heads,
+trained on English texts only (``features.Content.lang == "en"``: Latin words outnumber CJK
+characters) with their own vocabulary (pairs of neighbouring Latin words besides character
+n-grams and words). Every scoring path routes an English text to them and any other text to the
+main heads, so the Chinese scores are those of the main heads alone. Held out whole, a model fit
+on English alone separated English insults and threats from English personal chat better than the
+joint heads, and adding Latin word pairs to the joint heads cost Chinese normals (docs/evaluation.md).
+
 ``load_classifier`` refuses (``ModelMismatchError``) a model whose metadata does not match the
 code: label set, feature-code version, model format, scikit-learn major.minor.
 """
@@ -47,7 +55,9 @@ AGGREGATE_LABEL = "prohibited"
 #: the label sets a model may have (models before the aggregate head have LABELS alone)
 MODEL_LABELS: tuple[tuple[str, ...], ...] = (LABELS, LABELS + (AGGREGATE_LABEL,))
 
-MODEL_FORMAT = 1
+MODEL_FORMAT = 2
+#: formats this code reads: 1 = main heads only, 2 = main heads and optional English heads
+READABLE_FORMATS = (1, 2)
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "metadata.json"
 
@@ -88,8 +98,12 @@ class Classifier:
     """Scores normalized text. Thread-safe for readers (no state changes after construction)."""
 
     def __init__(self, vectorizer, coef: np.ndarray, intercept: np.ndarray, labels: Sequence[str],
-                 version: str = "unsaved", metadata: dict | None = None):
+                 version: str = "unsaved", metadata: dict | None = None, english: "Classifier | None" = None):
         self.labels: tuple[str, ...] = tuple(labels)
+        if english is not None and (english.labels != self.labels or english.english is not None):
+            raise ModelMismatchError("the English heads must have the main heads' labels and no heads of their own")
+        #: the heads English texts are scored with (None: every text by the main heads)
+        self.english = english
         self.version = version
         self.metadata = metadata or {}
         self._vec = vectorizer
@@ -112,13 +126,30 @@ class Classifier:
     def thresholds(self) -> dict:
         return dict(self.metadata.get("thresholds", {}))
 
-    def _tokens(self, text: str) -> tuple[list[str], Content]:
-        """(feature tokens, features.Content) of one normalized text."""
+    def _tokens_of(self, text: str, prepared: str) -> list[str]:
         an = self._analyzer
-        if hasattr(an, "tokens_of_prepared"):
-            prepared = prepare(text)
-            return an.tokens_of_prepared(prepared), content_units(prepared)
-        return an(text), content_units(prepare(text))
+        return an.tokens_of_prepared(prepared) if hasattr(an, "tokens_of_prepared") else an(text)
+
+    def _routed(self, text: str) -> tuple["Classifier", list[str], Content]:
+        """(the heads that score this normalized text, its feature tokens for them, its Content)."""
+        prepared = prepare(text)
+        content = content_units(prepared)
+        sub = self.english if self.english is not None and content.lang == "en" else self
+        return sub, sub._tokens_of(text, prepared), content
+
+    def _route_batch(self, texts: list[str]) -> tuple[list["Classifier"], list[list[int]], list[list[str]], list[Content]]:
+        """The batch split by the heads that score each text: (heads, row indices per heads,
+        feature tokens per row, Content per row)."""
+        subs = [self] if self.english is None else [self, self.english]
+        rows: list[list[int]] = [[] for _ in subs]
+        tokens: list[list[str]] = []
+        units: list[Content] = []
+        for i, t in enumerate(texts):
+            sub, toks, content = self._routed(t)
+            rows[subs.index(sub)].append(i)
+            tokens.append(toks)
+            units.append(content)
+        return subs, rows, tokens, units
 
     def _features(self, tokens: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """(feature indices, L2-normalized sublinear TF-IDF values) of one text's tokens."""
@@ -135,10 +166,15 @@ class Classifier:
         return idx, v
 
     def decision_one(self, normalized_text: str, tokens: list[str] | None = None) -> np.ndarray:
-        idx, v = self._features(self._analyzer(normalized_text) if tokens is None else tokens)
+        """Raw scores of one normalized text by these heads (``tokens``: its tokens for them),
+        or, without tokens, by the heads the text is routed to."""
+        sub = self
+        if tokens is None:
+            sub, tokens, _content = self._routed(normalized_text)
+        idx, v = sub._features(tokens)
         if len(idx) == 0:
-            return self._b.copy()
-        return v @ self._W[idx] + self._b
+            return sub._b.copy()
+        return v @ sub._W[idx] + sub._b
 
     def predict_one(self, normalized_text: str) -> np.ndarray:
         """Probabilities (len(labels),) of one normalized text: the lean path."""
@@ -147,26 +183,37 @@ class Classifier:
 
     def score_one(self, normalized_text: str) -> tuple[np.ndarray, Content]:
         """(probabilities, features.Content) of one normalized text: what the policy decides on."""
-        tokens, content = self._tokens(normalized_text)
-        s = self.decision_one(normalized_text, tokens)
+        sub, tokens, content = self._routed(normalized_text)
+        s = sub.decision_one(normalized_text, tokens)
         return 1.0 / (1.0 + np.exp(-s)), content
 
     def transform(self, normalized_texts: Iterable[str], units: list[Content] | None = None):
-        """CSR (n, n_features) of L2-normalized sublinear TF-IDF, the same numbers as the
-        vectorizer's ``transform`` (tests prove it) without its per-token Python overhead.
-        With ``units`` (a list), each text's features.Content is appended to it."""
+        """CSR (n, n_features) of L2-normalized sublinear TF-IDF by THESE heads' vocabulary (no
+        routing), the same numbers as the vectorizer's ``transform`` (tests prove it) without its
+        per-token Python overhead. With ``units`` (a list), each text's features.Content is
+        appended to it."""
+        an = self._analyzer
+
+        def tokens_of():
+            for t in normalized_texts:
+                if units is None:
+                    yield an(t)
+                else:
+                    prepared = prepare(t)
+                    units.append(content_units(prepared))
+                    yield self._tokens_of(t, prepared)
+
+        return self._matrix(tokens_of())
+
+    def _matrix(self, token_lists: Iterable[list[str]]):
+        """CSR of L2-normalized sublinear TF-IDF of the texts whose feature tokens are given."""
         from scipy.sparse import csr_matrix
 
-        get, an = self._vocab.get, self._analyzer
+        get = self._vocab.get
         indptr = [0]
         indices: list[int] = []
         counts: list[int] = []
-        for t in normalized_texts:
-            if units is None:
-                toks = an(t)
-            else:
-                toks, u = self._tokens(t)
-                units.append(u)
+        for toks in token_lists:
             for tok, c in Counter(toks).items():
                 j = get(tok)
                 if j is not None:
@@ -183,14 +230,32 @@ class Classifier:
             v /= norms[row]
         return csr_matrix((v, idx, ptr), shape=(n, len(self._idf)))
 
+    def _decision_routed(self, texts: list[str]) -> tuple[np.ndarray, list[Content]]:
+        """(raw scores (n, len(labels)), Content per text), each text by the heads it is routed to."""
+        subs, rows, tokens, units = self._route_batch(texts)
+        s = np.empty((len(texts), len(self.labels)))
+        for sub, idx in zip(subs, rows):
+            if idx:
+                X = sub._matrix(tokens[i] for i in idx)
+                s[idx] = np.asarray(X @ sub._W) + sub._b
+        return s, units
+
     def decision_batch(self, normalized_texts: Iterable[str]) -> np.ndarray:
-        X = self.transform(normalized_texts)
-        return np.asarray(X @ self._W) + self._b
+        texts = list(normalized_texts)
+        if self.english is None:
+            return np.asarray(self.transform(texts) @ self._W) + self._b
+        return self._decision_routed(texts)[0]
 
     def decision_batch_sklearn(self, normalized_texts: Iterable[str]) -> np.ndarray:
-        """The same scores through scikit-learn's vectorizer (reference for tests)."""
-        X = self._vec.transform(list(normalized_texts))
-        return np.asarray(X @ self._W) + self._b
+        """The same scores through scikit-learn's vectorizers (reference for tests)."""
+        texts = list(normalized_texts)
+        s = np.asarray(self._vec.transform(texts) @ self._W) + self._b
+        if self.english is not None:
+            en = [i for i, t in enumerate(texts) if content_units(prepare(t)).lang == "en"]
+            if en:
+                e = self.english
+                s[en] = np.asarray(e._vec.transform([texts[i] for i in en]) @ e._W) + e._b
+        return s
 
     def predict_batch(self, normalized_texts: Iterable[str]) -> np.ndarray:
         """Probabilities (n, len(labels)) of normalized texts: the batch path."""
@@ -203,11 +268,9 @@ class Classifier:
     def score_batch(self, normalized_texts: Iterable[str]) -> tuple[np.ndarray, list[Content]]:
         """(probabilities (n, len(labels)), features.Content per text): the batch path of score_one."""
         texts = list(normalized_texts)
-        units: list[Content] = []
         if not texts:
-            return np.empty((0, len(self.labels))), units
-        X = self.transform(texts, units)
-        s = np.asarray(X @ self._W) + self._b
+            return np.empty((0, len(self.labels))), []
+        s, units = self._decision_routed(texts)
         return 1.0 / (1.0 + np.exp(-s)), units
 
     def explain(self, normalized_text: str, label: str, k: int = 5) -> list[str]:
@@ -235,9 +298,11 @@ class Classifier:
         inside it); the k words with the largest positive scores are returned, spelled for a
         reviewer (digit runs, phone numbers and links as <NUM>, <PHONE>, <URL>). The message is
         analysed once, whatever number of labels is explained (a message that reaches review in
-        two categories explains both)."""
-        an = self._analyzer
+        two categories explains both). The words are those of the heads the text is routed to."""
         prepared = prepare(normalized_text)
+        if self.english is not None and content_units(prepared).lang == "en":
+            return self.english.explainer(normalized_text)
+        an = self._analyzer
         if not prepared:
             return _no_words
         if hasattr(an, "tokens_and_words"):
@@ -299,7 +364,8 @@ class Classifier:
         return inv
 
     def __repr__(self) -> str:
-        return f"<Classifier {self.version} labels={len(self.labels)} features={len(self._idf)}>"
+        en = f" english_features={len(self.english._idf)}" if self.english is not None else ""
+        return f"<Classifier {self.version} labels={len(self.labels)} features={len(self._idf)}{en}>"
 
 
 # ---------------------------------------------------------------------------- persistence
@@ -307,8 +373,9 @@ class Classifier:
 def check_metadata(meta: dict, categories: Iterable[str] | None = None) -> None:
     """Raise ModelMismatchError (one line) when the metadata does not match this code."""
     labels = tuple(meta.get("labels", ()))
-    if meta.get("format") != MODEL_FORMAT:
-        raise ModelMismatchError(f"model format {meta.get('format')!r} != code format {MODEL_FORMAT}")
+    if meta.get("format") not in READABLE_FORMATS:
+        raise ModelMismatchError(f"model format {meta.get('format')!r} is not one this code reads "
+                                 f"({', '.join(map(str, READABLE_FORMATS))})")
     if labels not in MODEL_LABELS:
         raise ModelMismatchError(f"model label set {list(labels)} != code label set {list(LABELS)} "
                                  f"(optionally followed by {AGGREGATE_LABEL!r})")
@@ -361,8 +428,14 @@ def load_classifier(model_dir: str | Path, categories: Iterable[str] | None = No
                         meta.get("version"))
         except ImportError:
             pass
+    version = str(meta.get("version", "unknown"))
+    en = blob.get("english")
+    if (en is not None) != bool(meta.get("english")):
+        raise ModelMismatchError(f"{MODEL_FILE} and {METADATA_FILE} disagree on the English heads")
+    english = (Classifier(en["vectorizer"], en["coef"], en["intercept"], labels, version=version)
+               if en is not None else None)
     return Classifier(blob["vectorizer"], blob["coef"], blob["intercept"], labels,
-                      version=str(meta.get("version", "unknown")), metadata=meta)
+                      version=version, metadata=meta, english=english)
 
 
 def save_model(model_dir: str | Path, clf: Classifier, metadata: dict) -> dict:
@@ -373,11 +446,14 @@ def save_model(model_dir: str | Path, clf: Classifier, metadata: dict) -> dict:
 
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
-    vec = clf._vec
-    if hasattr(vec, "stop_words_"):
-        vec.stop_words_ = None  # the pruned-term set: large and not needed
-    blob = {"format": MODEL_FORMAT, "labels": list(clf.labels), "vectorizer": vec,
+    for part in (clf, clf.english):
+        if part is not None and hasattr(part._vec, "stop_words_"):
+            part._vec.stop_words_ = None  # the pruned-term set: large and not needed
+    blob = {"format": MODEL_FORMAT, "labels": list(clf.labels), "vectorizer": clf._vec,
             "coef": clf._W.astype(np.float32), "intercept": clf._b}
+    if clf.english is not None:
+        blob["english"] = {"vectorizer": clf.english._vec, "coef": clf.english._W.astype(np.float32),
+                           "intercept": clf.english._b}
     path = model_dir / MODEL_FILE
     joblib.dump(blob, path, compress=("zlib", 3))
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -385,6 +461,10 @@ def save_model(model_dir: str | Path, clf: Classifier, metadata: dict) -> dict:
     meta["format"] = MODEL_FORMAT
     meta["labels"] = list(clf.labels)
     meta["features_version"] = FEATURES_VERSION
+    if clf.english is None:
+        meta.pop("english", None)
+    else:
+        meta["english"] = {**meta.get("english", {}), "n_features": int(len(clf.english._idf))}
     meta["model_sha256"] = digest
     meta["model_bytes"] = path.stat().st_size
     meta["version"] = f"{meta.get('name', model_dir.name)}-{meta.get('trained_at', '')[:10]}-{digest[:8]}"

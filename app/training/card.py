@@ -59,6 +59,19 @@ WEAKNESSES = [
 ]
 
 
+def _english_lines(english: dict | None) -> list[str]:
+    if not english:
+        return []
+    heads = english.get("heads", {})
+    untrained = [lab for lab, h in heads.items() if not h.get("trained")]
+    return [f"- English heads: the same heads fitted once more on the {english.get('rows')} English training rows "
+            "alone (Latin words outnumber CJK characters), with their own vocabulary of "
+            f"{english.get('n_features')} features" + (" including pairs of neighbouring Latin words"
+                                                         if english.get("latin_bigrams") else "")
+            + "; English texts are scored by them, every other text by the heads above"
+            + (f" (not trained, too few English positives: {', '.join(untrained)})" if untrained else "") + "."]
+
+
 def _aggregate_lines(head: dict | None) -> list[str]:
     """The aggregate head (any prohibited category; rules/policy.yaml classifier.prohibited_head)."""
     if not head or not head.get("trained"):
@@ -157,6 +170,7 @@ def write_model_card(out_dir: Path, meta: dict, report: dict) -> None:
         f"{meta.get('params', {}).get('pos_weight_cap')}), Platt scaling fitted on "
         f"{meta.get('params', {}).get('folds')}-fold out-of-fold scores and folded into the weights.",
         *_aggregate_lines(meta.get("heads", {}).get(AGGREGATE_LABEL)),
+        *_english_lines(meta.get("english")),
         f"- Validation: {meta.get('split', {}).get('method')}. "
         f"{meta.get('split', {}).get('train_rows')} train / {meta.get('split', {}).get('val_rows')} validation rows.",
         "- Scoring: a lean single-message path (vocabulary dict + dense per-feature weight rows) and a batch "

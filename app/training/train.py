@@ -13,6 +13,10 @@ Recipe (see MODEL_CARD.md for the why):
   positives weighted up by sqrt(negatives/positives) (capped), the project's own hand-written
   SMS (data/) weighted up, social-media corpora (COLD, SWSR, CED) weighted down as negatives of
   the SMS categories;
+- English heads (``english_heads``, on by default): the same heads fitted once more on the
+  training rows that are English (``features.Content.lang``), with pairs of neighbouring Latin
+  words as features (``english_latin_bigrams``); the model routes English texts to them
+  (classifier.py);
 - calibration: Platt scaling fitted on out-of-fold decision scores (k folds on train), folded
   into the final weights: p = sigmoid(a * (x.w + b0) + c) = sigmoid(x.(a w) + (a b0 + c));
 - thresholds per category chosen on validation (evaluate.choose_thresholds).
@@ -57,6 +61,10 @@ DEFAULTS = dict(
     aggregate_head=True,
     # features: pairs of neighbouring Latin words besides character n-grams and words
     latin_bigrams=False,
+    # a second set of heads for English texts, fitted on the English training rows alone
+    # (classifier.py routes English texts to them), with Latin word pairs as features
+    english_heads=True,
+    english_latin_bigrams=True,
     threshold_target_frr=TARGET_FRR,
     reject_floor=REJECT_FLOOR,
     review_budget=REVIEW_BUDGET,
@@ -155,13 +163,53 @@ def make_analyzer(user_words: list[str], params: dict) -> Analyzer:
     return Analyzer(user_words, latin_bigrams=params["latin_bigrams"])
 
 
+def english_rows(rows, idx: np.ndarray) -> np.ndarray:
+    """The rows of ``idx`` that are English as the model routes texts (``features.Content.lang``)."""
+    from app.engine.features import content_units, prepare
+
+    return np.asarray([i for i in idx if content_units(prepare(rows[i].norm)).lang == "en"], dtype=np.intp)
+
+
+def _has_label(row, label: str) -> bool:
+    if label == AGGREGATE_LABEL:
+        return any(lab in PROHIBITED for lab in row.labels)
+    return label in row.labels
+
+
 def fit_classifier(rows, tr: np.ndarray, params: dict, user_words: list[str], progress: Callable | None = None,
                    log: Callable[[str], None] = print, t0: float | None = None,
                    tokens: list | None = None) -> tuple[Classifier, dict]:
     """Fit the vectorizer and the calibrated one-vs-rest heads on ``rows[tr]`` (see the module
-    doc). ``tokens`` (optional): the rows' feature tokens already computed (``Analyzer`` of the
-    same user words), so that leave-one-source-out runs tokenize once. The categories are fitted
-    on ``params["jobs"]`` threads (liblinear releases the GIL)."""
+    doc), and with ``english_heads`` the English heads on the English rows of ``tr``.
+    ``tokens`` (optional): the rows' feature tokens already computed (``Analyzer`` of the same
+    user words and recipe), so that leave-one-source-out runs tokenize once (the English heads'
+    tokens are made here). Returns (classifier, heads' metadata; the English heads' under
+    ``classifier.english_info``)."""
+    t0 = time.time() if t0 is None else t0
+    clf, heads = fit_heads(rows, tr, params, user_words, progress=progress, log=log, t0=t0, tokens=tokens)
+    if not params.get("english_heads"):
+        return clf, heads
+    en_tr = english_rows(rows, tr)
+    short = [lab for lab in clf.labels if heads.get(lab, {}).get("trained", True)
+             and sum(_has_label(rows[i], lab) for i in en_tr) < 10]
+    if short:
+        # an English head that cannot be fitted would score every English text ~0 in its category
+        log(f"English heads: not fitted, too few English positives for {', '.join(short)}")
+        return clf, heads
+    log(f"English heads: {len(en_tr)} English training rows")
+    en_params = dict(params, latin_bigrams=params["english_latin_bigrams"])
+    en, en_heads = fit_heads(rows, en_tr, en_params, user_words, progress=progress, log=log, t0=t0)
+    clf = Classifier(clf._vec, clf._W, clf._b, clf.labels, version="training", english=en)
+    clf.english_info = {"rows": int(len(en_tr)), "latin_bigrams": bool(params["english_latin_bigrams"]),
+                        "heads": en_heads}
+    return clf, heads
+
+
+def fit_heads(rows, tr: np.ndarray, params: dict, user_words: list[str], progress: Callable | None = None,
+              log: Callable[[str], None] = print, t0: float | None = None,
+              tokens: list | None = None) -> tuple[Classifier, dict]:
+    """One vectorizer and its calibrated one-vs-rest heads on ``rows[tr]``. The categories are
+    fitted on ``params["jobs"]`` threads (liblinear releases the GIL)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from sklearn.feature_extraction.text import TfidfVectorizer
@@ -315,14 +363,12 @@ def train_model(out_dir: Path, seed: int = 13, train_dir: Path | None = None, da
                           "weight": params["decisions_weight"], "split": "training side only"}
     user_words = lexicon_user_words(rules_dir)
     clf, heads = fit_classifier(rows, tr, params, user_words, progress=prog, log=log, t0=t0)
-    vec = clf._vec
-    X_va = vec.transform([rows[i].norm for i in va])
-    n_feat = X_va.shape[1]
+    n_feat = len(clf._vec.vocabulary_)
     Y = np.array([[lab in r.labels for lab in LABELS] for r in rows], dtype=np.int8)
     Y_va = Y[va]
-    # the category heads (the aggregate head, if any, is the last column)
-    W, B = clf._W[:, :len(LABELS)], clf._b[:len(LABELS)]
-    P_va = 1 / (1 + np.exp(-(np.asarray(X_va @ W) + B)))
+    # the category heads (the aggregate head, if any, is the last column), each validation text
+    # scored by the heads it is routed to
+    P_va = clf.predict_batch([rows[i].norm for i in va])[:, :len(LABELS)]
     val_rows = [rows[i] for i in va]
     trained = [heads[lab].get("trained", False) for lab in LABELS]
     choose_kw = ev.choose_kwargs(params, trained)
@@ -350,6 +396,7 @@ def train_model(out_dir: Path, seed: int = 13, train_dir: Path | None = None, da
         "split": sp.summary(),
         "heads": heads,
         "thresholds": thresholds,
+        **({"english": clf.english_info} if clf.english is not None else {}),
         "metrics": report["summary"],
         "train_seconds": round(time.time() - t0, 1),
     }

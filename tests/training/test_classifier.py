@@ -176,3 +176,87 @@ def test_the_aggregate_label_is_not_a_category_anywhere_else(tmp_path, clf):
     _save(tmp_path, with_aggregate_head(clf), labels=[C.AGGREGATE_LABEL] + list(C.LABELS))
     with pytest.raises(C.ModelMismatchError, match="label set"):
         C.load_classifier(tmp_path)
+
+
+EN_TEXTS = [
+    ("you stupid idiot I will find you", "abuse"),
+    ("shut up you worthless loser", "abuse"),
+    ("win cash now text WIN to 80888", "marketing"),
+    ("your parcel will arrive tomorrow", None),
+    ("see you at lunch, idiot proof recipe inside", None),
+    ("running late, save me a seat", None),
+]
+
+
+def with_english_heads(main: C.Classifier) -> C.Classifier:
+    """``main`` with tiny English heads fitted on EN_TEXTS (Latin word pairs as features)."""
+    docs = [t for t, _ in EN_TEXTS]
+    vec = TfidfVectorizer(analyzer=Analyzer([], latin_bigrams=True), sublinear_tf=True, dtype=np.float64)
+    X = vec.fit_transform(docs)
+    W = np.zeros((X.shape[1], len(C.LABELS)))
+    B = np.full(len(C.LABELS), -4.0)
+    for j, lab in enumerate(C.LABELS):
+        y = np.array([lab == l for _, l in EN_TEXTS], dtype=int)
+        if y.sum():
+            lr = LogisticRegression(C=10.0, solver="liblinear").fit(X, y)
+            W[:, j], B[j] = lr.coef_.ravel(), lr.intercept_[0]
+    en = C.Classifier(vec, W, B, C.LABELS, version="tiny")
+    return C.Classifier(main._vec, main._W, main._b, C.LABELS, version="tiny", english=en)
+
+
+MIXED = ["you stupid idiot", "see you at lunch?", "百家乐真人荷官在线发牌", "妈，我到家了",
+         "百家乐 idiot", "idiot idiot 百", "", "13800000000", "call me 123 you loser"]
+
+
+def test_english_texts_are_scored_by_the_english_heads_and_others_by_the_main_heads(clf):
+    """With English heads, a text whose Latin words outnumber its CJK characters gets the English
+    heads' probabilities, any other text the main heads' (unchanged), on every path."""
+    from app.engine.features import content_units, prepare
+    both = with_english_heads(clf)
+    batch = both.predict_batch(MIXED)
+    lean = np.vstack([both.predict_one(t) for t in MIXED])
+    scored = np.vstack([both.score_one(t)[0] for t in MIXED])
+    probs, units = both.score_batch(MIXED)
+    np.testing.assert_allclose(lean, batch, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(scored, batch, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(probs, batch, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(batch, 1 / (1 + np.exp(-both.decision_batch_sklearn(MIXED))), rtol=0, atol=1e-9)
+    assert units == [content_units(prepare(t)) for t in MIXED]
+    english = [content_units(prepare(t)).lang == "en" for t in MIXED]
+    assert english[:4] == [True, True, False, False] and any(english[4:]) and not all(english[4:])
+    for t, p, en in zip(MIXED, batch, english):
+        own = (both.english if en else clf).predict_batch([t])[0]
+        np.testing.assert_allclose(p, own, rtol=0, atol=1e-12)
+    ab = C.LABELS.index("abuse")
+    assert batch[0, ab] > 0.5 > clf.predict_one("you stupid idiot")[ab]
+    assert batch[1, ab] < 0.5
+    assert "idiot" in " ".join(both.explain("you stupid idiot", "abuse", k=3))
+
+
+def test_a_model_with_english_heads_round_trips(tmp_path, clf):
+    both = with_english_heads(clf)
+    meta = _save(tmp_path, both)
+    assert meta["format"] == 2 and meta["english"]["n_features"] == len(both.english._idf)
+    loaded = C.load_classifier(tmp_path)
+    assert loaded.english is not None and loaded.english.labels == loaded.labels
+    np.testing.assert_allclose(loaded.predict_batch(MIXED), both.predict_batch(MIXED), atol=1e-5)
+    # a model saved before the English heads (format 1, no "english") still loads, without them
+    old = tmp_path / "old"
+    _save(old, clf, format=1)
+    assert C.load_classifier(old).english is None
+
+
+def test_metadata_that_disagrees_on_the_english_heads_is_refused(tmp_path, clf):
+    _save(tmp_path, with_english_heads(clf))
+    path = tmp_path / C.METADATA_FILE
+    d = json.loads(path.read_text())
+    d.pop("english")
+    path.write_text(json.dumps(d))
+    with pytest.raises(C.ModelMismatchError, match="English heads"):
+        C.load_classifier(tmp_path)
+
+
+def test_english_heads_must_share_the_labels(clf):
+    en = C.Classifier(clf._vec, clf._W[:, :-1], clf._b[:-1], C.LABELS[:-1])
+    with pytest.raises(C.ModelMismatchError, match="English heads"):
+        C.Classifier(clf._vec, clf._W, clf._b, C.LABELS, english=en)
