@@ -34,8 +34,11 @@ def test_metadata_is_complete(clf):
     for lab in C.PROHIBITED:
         t = m["thresholds"][lab]
         assert 0 < t["review"] <= t["reject"] <= 1
+    # the committed artifact stays well under the 50 MB at which a git host warns about a file:
+    # 30 MB for the main heads' 500,000 features, 40 MB since the model also carries the English
+    # heads' own vocabulary and weights (~6 MB)
     size = sum(f.stat().st_size for f in MODEL_DIR.iterdir())
-    assert size <= 30 * 1024 * 1024
+    assert size <= 40 * 1024 * 1024
 
 
 def test_gambling_ad_scores_gambling_high(clf):
