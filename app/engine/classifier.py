@@ -187,23 +187,11 @@ class Classifier:
         s = sub.decision_one(normalized_text, tokens)
         return 1.0 / (1.0 + np.exp(-s)), content
 
-    def transform(self, normalized_texts: Iterable[str], units: list[Content] | None = None):
+    def transform(self, normalized_texts: Iterable[str]):
         """CSR (n, n_features) of L2-normalized sublinear TF-IDF by THESE heads' vocabulary (no
         routing), the same numbers as the vectorizer's ``transform`` (tests prove it) without its
-        per-token Python overhead. With ``units`` (a list), each text's features.Content is
-        appended to it."""
-        an = self._analyzer
-
-        def tokens_of():
-            for t in normalized_texts:
-                if units is None:
-                    yield an(t)
-                else:
-                    prepared = prepare(t)
-                    units.append(content_units(prepared))
-                    yield self._tokens_of(t, prepared)
-
-        return self._matrix(tokens_of())
+        per-token Python overhead."""
+        return self._matrix(map(self._analyzer, normalized_texts))
 
     def _matrix(self, token_lists: Iterable[list[str]]):
         """CSR of L2-normalized sublinear TF-IDF of the texts whose feature tokens are given."""
