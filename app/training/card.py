@@ -60,6 +60,7 @@ WEAKNESSES = [
 
 
 def _english_lines(english: dict | None) -> list[str]:
+    """The English heads (a second vocabulary and heads for English texts; classifier.py)."""
     if not english:
         return []
     heads = english.get("heads", {})
