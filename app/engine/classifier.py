@@ -94,6 +94,13 @@ def _no_words(label: str, k: int = 5) -> list[str]:
     return []
 
 
+def routes_to_english(content: Content) -> bool:
+    """Whether a text with this Content is scored by a model's English heads (Latin words
+    outnumber CJK characters: the rule policy.yaml's English lines use too). Training fits the
+    English heads on the rows this holds for."""
+    return content.lang == "en"
+
+
 class Classifier:
     """Scores normalized text. Thread-safe for readers (no state changes after construction)."""
 
@@ -130,26 +137,17 @@ class Classifier:
         an = self._analyzer
         return an.tokens_of_prepared(prepared) if hasattr(an, "tokens_of_prepared") else an(text)
 
+    def heads_for(self, content: Content) -> "Classifier":
+        """The heads that score a text with this Content: the English heads for a text that
+        ``routes_to_english`` (when the model has them), else these."""
+        return self.english if self.english is not None and routes_to_english(content) else self
+
     def _routed(self, text: str) -> tuple["Classifier", list[str], Content]:
         """(the heads that score this normalized text, its feature tokens for them, its Content)."""
         prepared = prepare(text)
         content = content_units(prepared)
-        sub = self.english if self.english is not None and content.lang == "en" else self
+        sub = self.heads_for(content)
         return sub, sub._tokens_of(text, prepared), content
-
-    def _route_batch(self, texts: list[str]) -> tuple[list["Classifier"], list[list[int]], list[list[str]], list[Content]]:
-        """The batch split by the heads that score each text: (heads, row indices per heads,
-        feature tokens per row, Content per row)."""
-        subs = [self] if self.english is None else [self, self.english]
-        rows: list[list[int]] = [[] for _ in subs]
-        tokens: list[list[str]] = []
-        units: list[Content] = []
-        for i, t in enumerate(texts):
-            sub, toks, content = self._routed(t)
-            rows[subs.index(sub)].append(i)
-            tokens.append(toks)
-            units.append(content)
-        return subs, rows, tokens, units
 
     def _features(self, tokens: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """(feature indices, L2-normalized sublinear TF-IDF values) of one text's tokens."""
@@ -220,13 +218,13 @@ class Classifier:
 
     def _decision_routed(self, texts: list[str]) -> tuple[np.ndarray, list[Content]]:
         """(raw scores (n, len(labels)), Content per text), each text by the heads it is routed to."""
-        subs, rows, tokens, units = self._route_batch(texts)
+        routed = [self._routed(t) for t in texts]
         s = np.empty((len(texts), len(self.labels)))
-        for sub, idx in zip(subs, rows):
-            if idx:
-                X = sub._matrix(tokens[i] for i in idx)
-                s[idx] = np.asarray(X @ sub._W) + sub._b
-        return s, units
+        for sub in {id(r[0]): r[0] for r in routed}.values():
+            idx = [i for i, r in enumerate(routed) if r[0] is sub]
+            X = sub._matrix(routed[i][1] for i in idx)
+            s[idx] = np.asarray(X @ sub._W) + sub._b
+        return s, [r[2] for r in routed]
 
     def decision_batch(self, normalized_texts: Iterable[str]) -> np.ndarray:
         texts = list(normalized_texts)
@@ -239,7 +237,7 @@ class Classifier:
         texts = list(normalized_texts)
         s = np.asarray(self._vec.transform(texts) @ self._W) + self._b
         if self.english is not None:
-            en = [i for i, t in enumerate(texts) if content_units(prepare(t)).lang == "en"]
+            en = [i for i, t in enumerate(texts) if self.heads_for(content_units(prepare(t))) is self.english]
             if en:
                 e = self.english
                 s[en] = np.asarray(e._vec.transform([texts[i] for i in en]) @ e._W) + e._b
@@ -288,8 +286,9 @@ class Classifier:
         analysed once, whatever number of labels is explained (a message that reaches review in
         two categories explains both). The words are those of the heads the text is routed to."""
         prepared = prepare(normalized_text)
-        if self.english is not None and content_units(prepared).lang == "en":
-            return self.english.explainer(normalized_text)
+        sub = self.heads_for(content_units(prepared))
+        if sub is not self:
+            return sub.explainer(normalized_text)
         an = self._analyzer
         if not prepared:
             return _no_words
@@ -420,8 +419,8 @@ def load_classifier(model_dir: str | Path, categories: Iterable[str] | None = No
     en = blob.get("english")
     if (en is not None) != bool(meta.get("english")):
         raise ModelMismatchError(f"{MODEL_FILE} and {METADATA_FILE} disagree on the English heads")
-    english = (Classifier(en["vectorizer"], en["coef"], en["intercept"], labels, version=version)
-               if en is not None else None)
+    english = (Classifier(en["vectorizer"], en["coef"], en["intercept"], labels, version=version,
+                          metadata=meta["english"]) if en is not None else None)
     return Classifier(blob["vectorizer"], blob["coef"], blob["intercept"], labels,
                       version=version, metadata=meta, english=english)
 

@@ -32,7 +32,7 @@ from typing import Callable
 import numpy as np
 
 from app.config import PROJECT_ROOT
-from app.engine.classifier import AGGREGATE_LABEL, LABELS, PROHIBITED, Classifier, save_model
+from app.engine.classifier import AGGREGATE_LABEL, LABELS, PROHIBITED, Classifier, routes_to_english, save_model
 from app.engine.features import FEATURES_VERSION, Analyzer
 from app.training import dataset as ds
 from app.training.augment import synthetic_notifications
@@ -164,10 +164,10 @@ def make_analyzer(user_words: list[str], params: dict) -> Analyzer:
 
 
 def english_rows(rows, idx: np.ndarray) -> np.ndarray:
-    """The rows of ``idx`` that are English as the model routes texts (``features.Content.lang``)."""
+    """The rows of ``idx`` that the model routes to its English heads (``classifier.routes_to_english``)."""
     from app.engine.features import content_units, prepare
 
-    return np.asarray([i for i in idx if content_units(prepare(rows[i].norm)).lang == "en"], dtype=np.intp)
+    return np.asarray([i for i in idx if routes_to_english(content_units(prepare(rows[i].norm)))], dtype=np.intp)
 
 
 def _has_label(row, label: str) -> bool:
@@ -183,8 +183,8 @@ def fit_classifier(rows, tr: np.ndarray, params: dict, user_words: list[str], pr
     doc), and with ``english_heads`` the English heads on the English rows of ``tr``.
     ``tokens`` (optional): the rows' feature tokens already computed (``Analyzer`` of the same
     user words and recipe), so that leave-one-source-out runs tokenize once (the English heads'
-    tokens are made here). Returns (classifier, heads' metadata; the English heads' under
-    ``classifier.english_info``)."""
+    tokens are made here). Returns (classifier, heads' metadata); the English heads' own (rows,
+    recipe, heads) is ``classifier.english.metadata``."""
     t0 = time.time() if t0 is None else t0
     clf, heads = fit_heads(rows, tr, params, user_words, progress=progress, log=log, t0=t0, tokens=tokens)
     if not params.get("english_heads"):
@@ -199,10 +199,9 @@ def fit_classifier(rows, tr: np.ndarray, params: dict, user_words: list[str], pr
     log(f"English heads: {len(en_tr)} English training rows")
     en_params = dict(params, latin_bigrams=params["english_latin_bigrams"])
     en, en_heads = fit_heads(rows, en_tr, en_params, user_words, progress=progress, log=log, t0=t0)
-    clf = Classifier(clf._vec, clf._W, clf._b, clf.labels, version="training", english=en)
-    clf.english_info = {"rows": int(len(en_tr)), "latin_bigrams": bool(params["english_latin_bigrams"]),
-                        "heads": en_heads}
-    return clf, heads
+    en.metadata = {"rows": int(len(en_tr)), "latin_bigrams": bool(params["english_latin_bigrams"]),
+                   "heads": en_heads}
+    return Classifier(clf._vec, clf._W, clf._b, clf.labels, version="training", english=en), heads
 
 
 def fit_heads(rows, tr: np.ndarray, params: dict, user_words: list[str], progress: Callable | None = None,
@@ -396,7 +395,7 @@ def train_model(out_dir: Path, seed: int = 13, train_dir: Path | None = None, da
         "split": sp.summary(),
         "heads": heads,
         "thresholds": thresholds,
-        **({"english": clf.english_info} if clf.english is not None else {}),
+        **({"english": clf.english.metadata} if clf.english is not None else {}),
         "metrics": report["summary"],
         "train_seconds": round(time.time() - t0, 1),
     }
