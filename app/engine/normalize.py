@@ -4,10 +4,10 @@
 
 1. a per-character fold (one ``str.translate`` with a table filled on first sight of each
    character): NFKC (full-width, circled and styled letters and digits), case folding,
-   Cyrillic/Greek look-alikes to Latin, typographic apostrophes (’ ‘ ʼ) to ', accents stripped from Latin letters, invisible
-   characters removed (zero-width, soft hyphen, BOM, bidi controls, variation selectors, tag
-   characters, Hangul fillers, every combining mark, so combining floods vanish), whitespace
-   to a plain space (newlines kept); the order a phone DISPLAYS a right-to-left override in, and
+   Cyrillic/Greek look-alikes to Latin, typographic apostrophes (’ ‘ ʼ) to ', accents stripped
+   from Latin letters, invisible characters removed (zero-width, soft hyphen, BOM, bidi
+   controls, variation selectors, tag characters, Hangul fillers, every combining mark, so
+   combining floods vanish), whitespace to a plain space (newlines kept); the order a phone DISPLAYS a right-to-left override in, and
    the report of the controls themselves, are app/engine/bidi.py's and PAT_BIDI_CONTROL's job;
 2. traditional to simplified Chinese with the OpenCC C++ binding over the whole string (per
    character if the whole-string conversion changes the length);
@@ -261,7 +261,8 @@ def _t2s(s: str) -> tuple[str, list[int] | None]:
 
 # ------------------------------------------------------------------ context rules (stages 3-5)
 
-_LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i"})
+_LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t",
+                       "@": "a", "$": "s", "!": "i"})
 _RE_LEET = re.compile(r"(?<=[a-z])[013457@$!]{1,4}(?=[a-z])")
 # separators between two CJK characters (the char before is checked in Python: a leading
 # look-behind would make the engine try every position)
