@@ -219,9 +219,11 @@ class Classifier:
     def _decision_routed(self, texts: list[str]) -> tuple[np.ndarray, list[Content]]:
         """(raw scores (n, len(labels)), Content per text), each text by the heads it is routed to."""
         routed = [self._routed(t) for t in texts]
+        rows: dict[int, tuple["Classifier", list[int]]] = {}  # id(heads) -> (heads, its rows)
+        for i, (sub, _tokens, _content) in enumerate(routed):
+            rows.setdefault(id(sub), (sub, []))[1].append(i)
         s = np.empty((len(texts), len(self.labels)))
-        for sub in {id(r[0]): r[0] for r in routed}.values():
-            idx = [i for i, r in enumerate(routed) if r[0] is sub]
+        for sub, idx in rows.values():
             X = sub._matrix(routed[i][1] for i in idx)
             s[idx] = np.asarray(X @ sub._W) + sub._b
         return s, [r[2] for r in routed]
