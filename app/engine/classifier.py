@@ -9,9 +9,14 @@ Two scoring paths that give the same probabilities (tests/training prove it to 1
 - ``predict_batch(texts)``: the batch as one CSR matrix (TF-IDF and L2 norms vectorized
   with numpy; the same numbers as the trained scikit-learn vectorizer's ``transform``, which
   ``decision_batch_sklearn`` keeps as the reference) + one sparse x dense product.
-- ``predict_one(text)``: the lean path for the pre-send call: the same tokens looked up in the
-  vocabulary dict, TF-IDF and L2 norm by hand, and a dot with the rows of a dense
-  (n_features, n_labels) weight matrix (no scikit-learn call overhead, no weight-matrix copy).
+- ``predict_one(text)``: the lean path for the pre-send call: the same features, TF-IDF and
+  L2 norm by hand, and a dot with the rows of a dense (n_features, n_labels) weight matrix
+  (no scikit-learn call overhead, no weight-matrix copy).
+
+Both find a text's character n-grams with a ``gram_index.GramIndex`` (each gram an integer key,
+the whole batch looked up with numpy) and only its words and word pairs in the vocabulary dict:
+half a million strings miss the CPU caches on nearly every lookup, which was most of the time.
+The words a reviewer is shown (``explain``) come from the features the text was scored with.
 
 English heads (model format 2, optional): a model may carry a second set of the same heads,
 trained on English texts only (``features.Content.lang == "en"``: Latin words outnumber CJK
@@ -30,14 +35,16 @@ import hashlib
 import json
 import logging
 import math
-from collections import Counter
+from functools import partial
+from itertools import chain, repeat
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, NamedTuple, Sequence
 
 import numpy as np
 
 from app.engine.features import (FEATURES_VERSION, WORD_PREFIX, Content, char_ngrams_wb, content_units,
                                  display_token, prepare)
+from app.engine.gram_index import GramIndex, gram_key, word_keys
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +101,25 @@ def _no_words(label: str, k: int = 5) -> list[str]:
     return []
 
 
+def _lazy(make):
+    """``explain(label) -> list[str]`` (k=5) that calls ``make()`` for the explainer on its first
+    call only: what the policy is handed, since most messages never reach a review threshold."""
+    made = []
+
+    def explain(label: str) -> list[str]:
+        if not made:
+            made.append(make())
+        return made[0](label, 5)
+
+    return explain
+
+
+def _row_explainer(a: "Analysis", X, k: int):
+    """The explainer of the text analysed as ``a``, scored as row ``k`` of the CSR ``X``."""
+    lo, hi = X.indptr[k], X.indptr[k + 1]
+    return a.heads._explainer(a, X.indices[lo:hi], X.data[lo:hi])
+
+
 def routes_to_english(content: Content) -> bool:
     """Whether a text with this Content is scored by a model's English heads (Latin words
     outnumber CJK characters: the rule policy.yaml's English lines use too). Training fits the
@@ -101,8 +127,21 @@ def routes_to_english(content: Content) -> bool:
     return content.lang == "en"
 
 
+class Analysis(NamedTuple):
+    """One normalized text as the classifier sees it."""
+
+    heads: "Classifier"  # the heads that score it (``Classifier.heads_for``)
+    prepared: str  # features.prepare of it
+    #: its feature tokens for those heads; with a GramIndex (``Classifier._grams``) only the
+    #: tokens that are not character grams (words, word pairs): the index finds the grams
+    tokens: list[str]
+    words: list[str]  # the jieba words among them (WORD_PREFIX-ed)
+    content: Content
+
+
 class Classifier:
-    """Scores normalized text. Thread-safe for readers (no state changes after construction)."""
+    """Scores normalized text. Thread-safe for readers (after construction only caches are
+    filled, each with a value any thread would compute alike)."""
 
     def __init__(self, vectorizer, coef: np.ndarray, intercept: np.ndarray, labels: Sequence[str],
                  version: str = "unsaved", metadata: dict | None = None, english: "Classifier | None" = None):
@@ -116,12 +155,16 @@ class Classifier:
         self._vec = vectorizer
         an = vectorizer.analyzer
         self._analyzer = an if callable(an) else vectorizer.build_analyzer()
+        # our Analyzer with 1-3-grams: its character grams are found by a GramIndex (built on
+        # first use); any other analyzer's tokens are looked up one by one
+        self._gram_path = hasattr(an, "word_tokens") and tuple(getattr(an, "ngram_range", ())) == (1, 3)
+        self._gram_index: GramIndex | None = None
         # dense per-feature rows: W[j] is the weight vector of feature j over all labels
         self._W = np.ascontiguousarray(coef, dtype=np.float64)
         self._b = np.asarray(intercept, dtype=np.float64).reshape(-1)
         self._idf = np.asarray(vectorizer.idf_, dtype=np.float64)
-        # plain-int values: scikit-learn stores numpy int64s, whose hashing and comparison in
-        # the per-token Counter cost ~10x more than Python ints
+        # plain-int values: scikit-learn stores numpy int64s, whose hashing and comparison cost
+        # ~10x more than Python ints
         self._vocab: dict[str, int] = {t: int(i) for t, i in vectorizer.vocabulary_.items()}
         self._col = {lab: i for i, lab in enumerate(self.labels)}
         if self._W.shape != (len(self._idf), len(self.labels)):
@@ -133,46 +176,84 @@ class Classifier:
     def thresholds(self) -> dict:
         return dict(self.metadata.get("thresholds", {}))
 
-    def _tokens_of(self, text: str, prepared: str) -> list[str]:
-        an = self._analyzer
-        return an.tokens_of_prepared(prepared) if hasattr(an, "tokens_of_prepared") else an(text)
+    def _grams(self) -> GramIndex:
+        g = self._gram_index
+        if g is None:
+            g = self._gram_index = GramIndex(self._vocab)
+        return g
 
     def heads_for(self, content: Content) -> "Classifier":
         """The heads that score a text with this Content: the English heads for a text that
         ``routes_to_english`` (when the model has them), else these."""
         return self.english if self.english is not None and routes_to_english(content) else self
 
-    def _routed(self, text: str) -> tuple["Classifier", list[str], Content]:
-        """(the heads that score this normalized text, its feature tokens for them, its Content)."""
+    def _analyse(self, text: str, prepared: str, content: Content) -> Analysis:
+        """The Analysis of a normalized text by THESE heads."""
+        an = self._analyzer
+        if self._gram_path:
+            tokens, words = an.word_tokens(prepared)
+        elif hasattr(an, "tokens_and_words"):
+            tokens, words = an.tokens_and_words(prepared)
+        else:
+            tokens, words = an(text), []
+        return Analysis(self, prepared, tokens, words, content)
+
+    def _routed(self, text: str) -> Analysis:
+        """The Analysis of one normalized text by the heads it is routed to."""
         prepared = prepare(text)
         content = content_units(prepared)
-        sub = self.heads_for(content)
-        return sub, sub._tokens_of(text, prepared), content
+        return self.heads_for(content)._analyse(text, prepared, content)
 
-    def _features(self, tokens: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(feature indices, L2-normalized sublinear TF-IDF values) of one text's tokens."""
-        # count the tokens first (a small dict), then look each distinct token up once in the
-        # large vocabulary (its lookups are memory-bound)
-        get = self._vocab.get
-        pairs = [(j, c) for j, c in ((get(t), c) for t, c in Counter(tokens).items()) if j is not None]
-        if not pairs:
-            return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.float64)
-        idx = np.fromiter((j for j, _ in pairs), dtype=np.intp, count=len(pairs))
-        tf = np.fromiter((c for _, c in pairs), dtype=np.float64, count=len(pairs))
-        v = (np.log(tf) + 1.0) * self._idf[idx]
+    def _cells(self, analyses: Sequence[Analysis]) -> tuple[np.ndarray, np.ndarray]:
+        """(row, column) of every feature-token occurrence of texts analysed by THESE heads."""
+        lens = [len(a.tokens) for a in analyses]
+        c = np.fromiter(map(self._vocab.get, chain.from_iterable(a.tokens for a in analyses), repeat(-1)),
+                        dtype=np.int64, count=sum(lens))
+        r = np.repeat(np.arange(len(analyses), dtype=np.int64), lens)
+        known = c >= 0
+        r, c = r[known], c[known]
+        if self._gram_path:
+            gr, gc = self._grams().columns([a.prepared for a in analyses])
+            r, c = np.concatenate((gr, r)), np.concatenate((gc, c))
+        return r, c
+
+    def _matrix(self, analyses: Sequence[Analysis]):
+        """CSR (n, n_features) of L2-normalized sublinear TF-IDF of texts analysed by THESE heads."""
+        from scipy.sparse import csr_matrix
+
+        n, n_features = len(analyses), len(self._idf)
+        r, c = self._cells(analyses)
+        keys, counts = np.unique(r * n_features + c, return_counts=True)
+        row = keys // n_features
+        idx = (keys - row * n_features).astype(np.intp)
+        v = (np.log(counts.astype(np.float64)) + 1.0) * self._idf[idx]
+        norms = np.sqrt(np.bincount(row, weights=v * v, minlength=n))
+        if len(v):
+            v /= norms[row]
+        ptr = np.zeros(n + 1, dtype=np.intp)
+        np.cumsum(np.bincount(row, minlength=n), out=ptr[1:])
+        return csr_matrix((v, idx, ptr), shape=(n, n_features))
+
+    def _features(self, a: Analysis) -> tuple[np.ndarray, np.ndarray]:
+        """(feature indices, L2-normalized sublinear TF-IDF values) of one text analysed by
+        THESE heads: ``_matrix``'s row without building a sparse matrix."""
+        idx, counts = np.unique(self._cells((a,))[1], return_counts=True)
+        if not len(idx):
+            return idx.astype(np.intp), np.empty(0, dtype=np.float64)
+        v = (np.log(counts.astype(np.float64)) + 1.0) * self._idf[idx]
         v /= math.sqrt(float(v @ v))
-        return idx, v
+        return idx.astype(np.intp), v
 
-    def decision_one(self, normalized_text: str, tokens: list[str] | None = None) -> np.ndarray:
-        """Raw scores of one normalized text by these heads (``tokens``: its tokens for them),
-        or, without tokens, by the heads the text is routed to."""
-        sub = self
-        if tokens is None:
-            sub, tokens, _content = self._routed(normalized_text)
-        idx, v = sub._features(tokens)
-        if len(idx) == 0:
-            return sub._b.copy()
-        return v @ sub._W[idx] + sub._b
+    def _decision(self, a: Analysis) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(raw scores, feature indices, their values) of one analysed text."""
+        sub = a.heads
+        idx, v = sub._features(a)
+        s = sub._b.copy() if len(idx) == 0 else v @ sub._W[idx] + sub._b
+        return s, idx, v
+
+    def decision_one(self, normalized_text: str) -> np.ndarray:
+        """Raw scores of one normalized text by the heads it is routed to."""
+        return self._decision(self._routed(normalized_text))[0]
 
     def predict_one(self, normalized_text: str) -> np.ndarray:
         """Probabilities (len(labels),) of one normalized text: the lean path."""
@@ -181,52 +262,39 @@ class Classifier:
 
     def score_one(self, normalized_text: str) -> tuple[np.ndarray, Content]:
         """(probabilities, features.Content) of one normalized text: what the policy decides on."""
-        sub, tokens, content = self._routed(normalized_text)
-        s = sub.decision_one(normalized_text, tokens)
-        return 1.0 / (1.0 + np.exp(-s)), content
+        probs, content, _explain = self.score_one_explained(normalized_text)
+        return probs, content
+
+    def score_one_explained(self, normalized_text: str):
+        """(probabilities, features.Content, ``explain(label) -> list[str]``) of one normalized
+        text: ``score_one`` and a lazy explainer (k=5) of the features it scored."""
+        a = self._routed(normalized_text)
+        s, idx, v = self._decision(a)
+        return 1.0 / (1.0 + np.exp(-s)), a.content, _lazy(lambda: a.heads._explainer(a, idx, v))
 
     def transform(self, normalized_texts: Iterable[str]):
         """CSR (n, n_features) of L2-normalized sublinear TF-IDF by THESE heads' vocabulary (no
         routing), the same numbers as the vectorizer's ``transform`` (tests prove it) without its
         per-token Python overhead."""
-        return self._matrix(map(self._analyzer, normalized_texts))
+        texts = list(normalized_texts)
+        preps = [prepare(t) for t in texts]
+        return self._matrix([self._analyse(t, p, content_units(p)) for t, p in zip(texts, preps)])
 
-    def _matrix(self, token_lists: Iterable[list[str]]):
-        """CSR of L2-normalized sublinear TF-IDF of the texts whose feature tokens are given."""
-        from scipy.sparse import csr_matrix
-
-        get = self._vocab.get
-        indptr = [0]
-        indices: list[int] = []
-        counts: list[int] = []
-        for toks in token_lists:
-            for tok, c in Counter(toks).items():
-                j = get(tok)
-                if j is not None:
-                    indices.append(j)
-                    counts.append(c)
-            indptr.append(len(indices))
-        n = len(indptr) - 1
-        idx = np.asarray(indices, dtype=np.intp)
-        ptr = np.asarray(indptr, dtype=np.intp)
-        v = (np.log(np.asarray(counts, dtype=np.float64)) + 1.0) * self._idf[idx]
-        row = np.repeat(np.arange(n), np.diff(ptr))
-        norms = np.sqrt(np.bincount(row, weights=v * v, minlength=n))
-        if len(v):
-            v /= norms[row]
-        return csr_matrix((v, idx, ptr), shape=(n, len(self._idf)))
-
-    def _decision_routed(self, texts: list[str]) -> tuple[np.ndarray, list[Content]]:
-        """(raw scores (n, len(labels)), Content per text), each text by the heads it is routed to."""
+    def _decision_routed(self, texts: list[str]):
+        """(raw scores (n, len(labels)), Analysis per text, per text its row of the CSR matrix
+        it was scored from as (matrix, row)), each text by the heads it is routed to."""
         routed = [self._routed(t) for t in texts]
         rows: dict[int, tuple["Classifier", list[int]]] = {}  # id(heads) -> (heads, its rows)
-        for i, (sub, _tokens, _content) in enumerate(routed):
-            rows.setdefault(id(sub), (sub, []))[1].append(i)
+        for i, a in enumerate(routed):
+            rows.setdefault(id(a.heads), (a.heads, []))[1].append(i)
         s = np.empty((len(texts), len(self.labels)))
+        where: list = [None] * len(texts)
         for sub, idx in rows.values():
-            X = sub._matrix(routed[i][1] for i in idx)
+            X = sub._matrix([routed[i] for i in idx])
             s[idx] = np.asarray(X @ sub._W) + sub._b
-        return s, [r[2] for r in routed]
+            for k, i in enumerate(idx):
+                where[i] = (X, k)
+        return s, routed, where
 
     def decision_batch(self, normalized_texts: Iterable[str]) -> np.ndarray:
         texts = list(normalized_texts)
@@ -255,11 +323,18 @@ class Classifier:
 
     def score_batch(self, normalized_texts: Iterable[str]) -> tuple[np.ndarray, list[Content]]:
         """(probabilities (n, len(labels)), features.Content per text): the batch path of score_one."""
+        probs, units, _explain = self.score_batch_explained(normalized_texts)
+        return probs, units
+
+    def score_batch_explained(self, normalized_texts: Iterable[str]):
+        """``score_batch`` and, per text, a lazy ``explain(label) -> list[str]`` (k=5) of the
+        features the batch scored it by."""
         texts = list(normalized_texts)
         if not texts:
-            return np.empty((0, len(self.labels))), []
-        s, units = self._decision_routed(texts)
-        return 1.0 / (1.0 + np.exp(-s)), units
+            return np.empty((0, len(self.labels))), [], []
+        s, routed, where = self._decision_routed(texts)
+        explain = [_lazy(partial(_row_explainer, a, X, k)) for a, (X, k) in zip(routed, where)]
+        return 1.0 / (1.0 + np.exp(-s)), [a.content for a in routed], explain
 
     def explain(self, normalized_text: str, label: str, k: int = 5) -> list[str]:
         """The words of the message that pushed ``label``'s probability most (see ``explainer``)."""
@@ -268,14 +343,7 @@ class Classifier:
     def lazy_explainer(self, normalized_text: str):
         """``explain(label) -> list[str]`` (k=5) that analyses the message on its first call only:
         what the policy is handed, since most messages never reach a review threshold."""
-        made = []
-
-        def explain(label: str) -> list[str]:
-            if not made:
-                made.append(self.explainer(normalized_text))
-            return made[0](label, 5)
-
-        return explain
+        return _lazy(partial(self.explainer, normalized_text))
 
     def explainer(self, normalized_text: str):
         """``explain(label, k=5) -> list[str]`` for one message: the words of the message that
@@ -287,53 +355,52 @@ class Classifier:
         reviewer (digit runs, phone numbers and links as <NUM>, <PHONE>, <URL>). The message is
         analysed once, whatever number of labels is explained (a message that reaches review in
         two categories explains both). The words are those of the heads the text is routed to."""
-        prepared = prepare(normalized_text)
-        sub = self.heads_for(content_units(prepared))
-        if sub is not self:
-            return sub.explainer(normalized_text)
-        an = self._analyzer
-        if not prepared:
+        a = self._routed(normalized_text)
+        _s, idx, v = self._decision(a)
+        return a.heads._explainer(a, idx, v)
+
+    def _explainer(self, a: Analysis, idx: np.ndarray, v: np.ndarray):
+        """``explainer`` of a text analysed by THESE heads whose features (``idx``) and their
+        values (``v``) are known. Features are matched to candidates by their gram keys
+        (gram_index.py), never by reading strings back from the vocabulary."""
+        if not a.prepared or not len(idx):
             return _no_words
-        if hasattr(an, "tokens_and_words"):
-            toks, words = an.tokens_and_words(prepared)
-            cnt = Counter(toks)
-        else:
-            words, cnt = [], Counter(an(normalized_text))
-        vocab = self._vocab
-        pos = {t: i for i, t in enumerate(t for t in cnt if t in vocab)}
-        if not pos:
+        g = self._grams()
+        # which features each candidate (a character of the text, or a word) is made of: a
+        # character is credited with itself and itself at a piece's edge (" x", "x ", " x ")
+        members: dict[str, list[int]] = {}
+        chars = g.chars_of(idx)
+        at_char = np.flatnonzero(chars)
+        for i, ch in zip(at_char.tolist(), chars[at_char].tolist()):
+            members.setdefault(chr(ch), []).append(i)
+        if a.words:
+            # a word: the grams inside it (its edges padded with a space too) and the word itself
+            keys = g.keys_of(idx)
+            at = dict(zip(keys.tolist(), range(len(keys))))  # gram key -> its place in idx
+            rest = np.flatnonzero(keys < 0)
+            at_word = dict(zip(idx[rest].tolist(), rest.tolist()))  # column of a word -> its place
+            get = self._vocab.get
+            for w in dict.fromkeys(x[len(WORD_PREFIX):] for x in a.words):
+                grams = word_keys(w) if len(w) > 1 and " " not in w else map(gram_key, word_grams(w))
+                hit = [at[k] for k in grams if k in at]
+                j = at_word.get(get(WORD_PREFIX + w, -1))
+                if j is not None:
+                    hit.append(j)
+                if hit:
+                    members[w] = hit
+        if not members:
             return _no_words
-        idx = np.fromiter((vocab[t] for t in pos), dtype=np.intp, count=len(pos))
-        v = (np.log(np.fromiter((cnt[t] for t in pos), dtype=np.float64, count=len(pos))) + 1.0) * self._idf[idx]
-        v /= math.sqrt(float(v @ v))
-        # which features each candidate (a word, or a character of the text) is made of
-        cands: list[str] = []
-        rows: list[int] = []
-        cols: list[int] = []
-        seen: set[str] = set()
-        for w in [x[len(WORD_PREFIX):] for x in words] + [ch for ch in prepared if ch != " "]:
-            if w in seen:
-                continue
-            seen.add(w)
-            grams = word_grams(w)
-            grams.add(WORD_PREFIX + w)
-            hit = [pos[g] for g in grams if g in pos]
-            if hit:
-                rows.extend([len(cands)] * len(hit))
-                cols.extend(hit)
-                cands.append(w)
-        if not cands:
-            return _no_words
-        r = np.asarray(rows, dtype=np.intp)
-        c = np.asarray(cols, dtype=np.intp)
-        W = self._W
+        cands = list(members)
+        r = np.repeat(np.arange(len(cands), dtype=np.intp), [len(m) for m in members.values()])
+        c = np.fromiter(chain.from_iterable(members.values()), dtype=np.intp, count=len(r))
+        W, col = self._W, self._col
 
         def explain(label: str, k: int = 5) -> list[str]:
-            contrib = v * W[idx, self._col[label]]
+            contrib = v * W[idx, col[label]]
             score = np.bincount(r, weights=contrib[c], minlength=len(cands))
             out: list[str] = []
-            for i in sorted(range(len(cands)), key=lambda i: (-score[i], cands[i])):
-                if score[i] <= 0 or len(out) >= k:
+            for i in sorted(np.flatnonzero(score > 0).tolist(), key=lambda i: (-score[i], cands[i])):
+                if len(out) >= k:
                     break
                 w = cands[i]
                 if any(w in o for o in out):
@@ -342,15 +409,6 @@ class Classifier:
             return out
 
         return explain
-
-    def _inverse_vocab(self) -> list[str]:
-        inv = getattr(self, "_inv", None)
-        if inv is None:
-            inv = [""] * len(self._idf)
-            for t, i in self._vocab.items():
-                inv[i] = t
-            self._inv = inv
-        return inv
 
     def __repr__(self) -> str:
         en = f" english_features={len(self.english._idf)}" if self.english is not None else ""

@@ -193,13 +193,19 @@ class Analyzer:
         """(feature tokens, the words among them) of a prepared text: one jieba cut for both
         (``Classifier.explainer`` needs the words as well as the tokens)."""
         toks = char_ngrams_wb(prepared, *self.ngram_range)
-        if not prepared:
-            return toks, []
-        words = self.words(prepared)
-        toks.extend(words)
-        if self.latin_bigrams:
-            toks.extend(latin_bigrams(prepared))
+        rest, words = self.word_tokens(prepared)
+        toks.extend(rest)
         return toks, words
+
+    def word_tokens(self, prepared: str) -> tuple[list[str], list[str]]:
+        """(the feature tokens that are not character n-grams, the words among them) of a
+        prepared text: its words and, with ``latin_bigrams``, its Latin word pairs."""
+        if not prepared:
+            return [], []
+        words = self.words(prepared)
+        if not self.latin_bigrams:
+            return words, words
+        return words + latin_bigrams(prepared), words
 
     def __call__(self, normalized_text: str) -> list[str]:
         return self.tokens_of_prepared(prepare(normalized_text))

@@ -330,13 +330,14 @@ class Moderator:
         return out
 
     def _classified(self, rs: RuleSet, model: ModelInForce, text: str, probs, content,
-                    evidence: list[Hit]) -> list[Hit]:
+                    evidence: list[Hit], explain=None) -> list[Hit]:
         """CLF_ hits from one message's probabilities (bounded and given its language by its
         features.Content; ``evidence``: its keyword and pattern hits), explained on demand by
-        the same classifier that scored them."""
-        clf = model.classifier
-        lazy = getattr(clf, "lazy_explainer", None)  # the protocol asks only for explain(text, label, k)
-        explain = lazy(text) if lazy is not None else (lambda label: clf.explain(text, label, k=5))
+        the same classifier that scored them (``explain``: the explainer its scoring made)."""
+        if explain is None:
+            clf = model.classifier
+            lazy = getattr(clf, "lazy_explainer", None)  # the protocol asks only for explain(text, label, k)
+            explain = lazy(text) if lazy is not None else (lambda label: clf.explain(text, label, k=5))
         return rs.policy.classifier_hits(model.labels, probs, explain, content=content, evidence=evidence)
 
     def content_hits(self, norm: Normalized, rs: RuleSet, account_lists: CustomLists | None = None) -> list[Hit]:
@@ -354,8 +355,13 @@ class Moderator:
         hits = self.content_hits(norm, rs, account_lists)
         clf = model.classifier
         if clf is not None:
-            probs, content = clf.score_one(norm.text)
-            hits.extend(self._classified(rs, model, norm.text, probs, content, hits))
+            explained = getattr(clf, "score_one_explained", None)
+            explain = None
+            if explained is not None:
+                probs, content, explain = explained(norm.text)
+            else:
+                probs, content = clf.score_one(norm.text)
+            hits.extend(self._classified(rs, model, norm.text, probs, content, hits, explain))
         if extra_hits:
             hits.extend(extra_hits)
         return rs.policy.decide(hits, rs.version, model.version)
@@ -370,25 +376,36 @@ class Moderator:
         """(normalized text, keyword + pattern hits, class probabilities or None, features.Content
         or None) per message, before the policy: what check_batch decides on (evaluation replays
         it under other thresholds). ``model``: the model to score with (default: in force)."""
-        rs = rs or self._manager.current
+        return [e[:4] for e in self._evidence(texts, account_lists, rs or self._manager.current,
+                                              model or self._model, explain=False)]
+
+    def _evidence(self, texts: Sequence[str], account_lists: CustomLists | None, rs: RuleSet,
+                  model: ModelInForce, explain: bool):
+        """``evidence_batch`` rows with a fifth item: the classifier's explainer of the message
+        (None: without ``explain``, without a model, or a classifier that makes none)."""
         acct = rs.keywords.compile_account(account_lists) if account_lists is not None else None
         norms = [normalize(t) for t in texts]
-        clf = (model or self._model).classifier
-        probs, units = clf.score_batch([n.text for n in norms]) if clf is not None and norms else (None, None)
-        out = []
-        for i, norm in enumerate(norms):
-            out.append((norm.text, self._matched(rs, norm, acct), None if probs is None else probs[i],
-                        None if units is None else units[i]))
-        return out
+        texts_n = [n.text for n in norms]
+        clf = model.classifier
+        probs = units = explainers = None
+        if clf is not None and norms:
+            explained = getattr(clf, "score_batch_explained", None) if explain else None
+            if explained is not None:
+                probs, units, explainers = explained(texts_n)
+            else:
+                probs, units = clf.score_batch(texts_n)
+        return [(norm.text, self._matched(rs, norm, acct), None if probs is None else probs[i],
+                 None if units is None else units[i], None if explainers is None else explainers[i])
+                for i, norm in enumerate(norms)]
 
     def check_batch(self, texts: Sequence[str], account_lists: CustomLists | None = None) -> list[Verdict]:
         """Verdicts for many messages of one account; the classifier runs once per batch."""
         rs = self._manager.current
         model = self._model  # one read for the whole batch
         out: list[Verdict] = []
-        for text, hits, probs, content in self.evidence_batch(texts, account_lists, rs, model):
+        for text, hits, probs, content, explain in self._evidence(texts, account_lists, rs, model, explain=True):
             if probs is not None:
-                hits.extend(self._classified(rs, model, text, probs, content, hits))
+                hits.extend(self._classified(rs, model, text, probs, content, hits, explain))
             out.append(rs.policy.decide(hits, rs.version, model.version))
         return out
 

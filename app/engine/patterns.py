@@ -411,10 +411,20 @@ class PatternMatcher:
         if not links:
             return None
         for s, e in links:
-            host = _host(text[s:e])
-            if not host or not any(host == d or host.endswith("." + d) for d in self.official_domains):
+            if not self._is_official(_host(text[s:e])):
                 return None
         return links[0]
+
+    def _is_official(self, host: str | None) -> bool:
+        """Whether ``host`` is an official domain or a subdomain of one (each of its suffixes
+        after a dot looked up in the set, not the set scanned)."""
+        official = self.official_domains
+        while host:
+            if host in official:
+                return True
+            dot = host.find(".")
+            host = host[dot + 1:] if dot >= 0 else ""
+        return False
 
     def match(self, norm: Normalized) -> list[Hit]:
         """Pattern hits of a message: one per match, spans and evidence in the ORIGINAL text."""

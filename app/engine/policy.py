@@ -313,6 +313,8 @@ class Policy:
         lets ``reject_with_channel`` apply)."""
         if not self.classifier_enabled:
             return []
+        if hasattr(probs, "tolist"):  # a numpy row: Python floats are cheaper to compare and multiply
+            probs = probs.tolist()
         hits: list[Hit] = []
         note = ""
         lang = getattr(content, "lang", None)

@@ -108,6 +108,8 @@ OFFICIAL = {
     ("Pay your tax at https://www.gov.uk/pay", "https://www.gov.uk/pay"),
     ("Update at netflix.com.verify-acct.io/login", None),          # a lookalike host
     ("Update at netflix-billing.com/login", None),                  # a lookalike name
+    ("Update at mynetflix.com/login", None),                        # ends with the name, not a subdomain
+    ("Pay at https://pay.tax.gov.uk/now", "https://pay.tax.gov.uk/now"),  # a subdomain two levels down
     ("Update at http://netflix.com@evil.top/x", None),              # user info before the real host
     ("Update at netflix.com/account or bit.ly/3xY", None),          # one link is not official
     ("Update at netflix.com/account or call +44 7700 900123", None),  # another way to act

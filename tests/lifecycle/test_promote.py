@@ -219,14 +219,14 @@ def test_a_check_in_flight_keeps_its_classifier(tiny):
         old = m.model
         gate = threading.Event()
         resume = threading.Event()
-        real = old.classifier.score_one
+        real = old.classifier.score_one_explained  # what a check scores with
 
         def slow(text):
             gate.set()
             resume.wait(10)
             return real(text)
 
-        object.__setattr__(old.classifier, "score_one", slow)
+        object.__setattr__(old.classifier, "score_one_explained", slow)
         out = {}
         t = threading.Thread(target=lambda: out.setdefault("v", m.check(TRADE)))
         t.start()
