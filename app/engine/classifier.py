@@ -369,13 +369,12 @@ class Classifier:
         # which features each candidate (a character of the text, or a word) is made of: a
         # character is credited with itself and itself at a piece's edge (" x", "x ", " x ")
         members: dict[str, list[int]] = {}
-        chars = g.chars_of(idx)
+        keys, chars = g.describe(idx)
         at_char = np.flatnonzero(chars)
         for i, ch in zip(at_char.tolist(), chars[at_char].tolist()):
             members.setdefault(chr(ch), []).append(i)
         if a.words:
             # a word: the grams inside it (its edges padded with a space too) and the word itself
-            keys = g.keys_of(idx)
             at = dict(zip(keys.tolist(), range(len(keys))))  # gram key -> its place in idx
             rest = np.flatnonzero(keys < 0)
             at_word = dict(zip(idx[rest].tolist(), rest.tolist()))  # column of a word -> its place

@@ -15,6 +15,7 @@ the string function on any text).
 """
 from __future__ import annotations
 
+import functools
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -49,25 +50,23 @@ class GramIndex:
         order = np.argsort(keys, kind="stable")
         self._keys = keys[order]
         self._cols = cols[order]
-        # column -> its gram's key (-1: not a character gram), and the one character the gram
-        # stands for (``single_chars``; 0: none)
+        # column -> (its gram's key (-1: not a character gram), the one character the gram stands
+        # for (``single_chars``; 0: none)), side by side: one cache line read gives both
         n_cols = max(vocabulary.values(), default=-1) + 1
-        self._key_of = np.full(n_cols, -1, dtype=np.int64)
-        self._key_of[cols] = keys
-        self._char_of = np.zeros(n_cols, dtype=np.int32)
-        self._char_of[cols] = single_chars(keys)
+        self._of = np.zeros((n_cols, 2), dtype=np.int64)
+        self._of[:, 0] = -1
+        self._of[cols, 0] = keys
+        self._of[cols, 1] = single_chars(keys)
 
     def __len__(self) -> int:
         return len(self._keys)
 
-    def chars_of(self, columns: np.ndarray) -> np.ndarray:
-        """Per column, the code point of the one character its gram stands for (a 1-gram, or the
-        character at a piece's edge: " x", "x ", " x "); 0 for any other column."""
-        return self._char_of[columns]
-
-    def keys_of(self, columns: np.ndarray) -> np.ndarray:
-        """Per column, its gram's key (-1: the column is not a character gram)."""
-        return self._key_of[columns]
+    def describe(self, columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(keys, chars) per column: its gram's key (-1: the column is not a character gram) and
+        the code point of the one character the gram stands for (a 1-gram, or the character at a
+        piece's edge: " x", "x ", " x "; 0 for any other column)."""
+        of = self._of[columns]
+        return of[:, 0], of[:, 1]
 
     def columns(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """(row, column) of every occurrence of a vocabulary gram in ``texts`` (row: the index of
@@ -109,18 +108,19 @@ def single_chars(keys: np.ndarray) -> np.ndarray:
     return np.where(one | lead, c3, np.where(trail | both, c2, 0))
 
 
-def word_keys(word: str) -> set[int]:
+@functools.lru_cache(maxsize=1 << 14)
+def word_keys(word: str) -> frozenset[int]:
     """The keys of the 1-3-grams inside ``word`` and of its edges padded with a space (" w",
     "w ", " wo", "rd "): ``{gram_key(g) for g in classifier.word_grams(word)}`` for a word of two
     or more characters without spaces, computed without making the strings."""
     c = [ord(ch) for ch in word]
     if len(c) == 2:  # most words: the same set, spelled out
         a, b = c
-        return {a, b, (a << _SHIFT) | b, (_SPACE << _SHIFT) | a, (b << _SHIFT) | _SPACE,
-                (_SPACE << (2 * _SHIFT)) | (a << _SHIFT) | b, (a << (2 * _SHIFT)) | (b << _SHIFT) | _SPACE}
+        return frozenset((a, b, (a << _SHIFT) | b, (_SPACE << _SHIFT) | a, (b << _SHIFT) | _SPACE,
+                          (_SPACE << (2 * _SHIFT)) | (a << _SHIFT) | b, (a << (2 * _SHIFT)) | (b << _SHIFT) | _SPACE))
     out = set(c)
     out.update((a << _SHIFT) | b for a, b in zip(c, c[1:]))
     out.update((a << (2 * _SHIFT)) | (b << _SHIFT) | d for a, b, d in zip(c, c[1:], c[2:]))
     out.update(((_SPACE << _SHIFT) | c[0], (c[-1] << _SHIFT) | _SPACE,
                 (_SPACE << (2 * _SHIFT)) | (c[0] << _SHIFT) | c[1], (c[-2] << (2 * _SHIFT)) | (c[-1] << _SHIFT) | _SPACE))
-    return out
+    return frozenset(out)

@@ -213,6 +213,9 @@ class PatternRule:
     regex: re.Pattern | None = None  # operator regex (kind "regex")
     alts: tuple = ()  # builtin: ((compiled regex, post check), ...)
     prefilter: str | None = None
+    #: operator regex: strings one of which every match contains (``requires:``); a text with
+    #: none of them is not searched
+    requires: tuple[str, ...] = ()
 
 
 def _nested_repeat(src: str) -> bool:
@@ -288,7 +291,8 @@ class PatternMatcher:
                 raise ValueError(f"{where}: expected a mapping")
             rid = p.get("id")
             where = f"patterns[{i}] ({rid})"
-            unknown = set(p) - {"id", "builtin", "regex", "category", "score", "action", "description", "group"}
+            unknown = set(p) - {"id", "builtin", "regex", "requires", "category", "score", "action",
+                                "description", "group"}
             if unknown:
                 raise ValueError(f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}")
             if not (isinstance(rid, str) and rid.startswith("PAT_") and RULE_ID_RE.match(rid)):
@@ -320,6 +324,10 @@ class PatternMatcher:
                 if _nested_repeat(src):
                     raise ValueError(f"{where}: regex repeats a repetition (like (a+)+): it can take "
                                      "exponential time on a short input; bound or flatten it")
+            requires = p.get("requires", ())
+            if requires and (kind != "regex" or not isinstance(requires, list)
+                             or not all(isinstance(x, str) and x for x in requires)):
+                raise ValueError(f"{where}: requires must be a list of non-empty strings, with regex: only")
             cat = p.get("category")
             if cat is not None and (not isinstance(cat, str) or (categories is not None and cat not in categories)):
                 raise ValueError(f"{where}: category {cat!r} is not a category of categories.yaml")
@@ -336,6 +344,7 @@ class PatternMatcher:
                 id=rid, kind=kind, category=cat, score=float(score),
                 action=None if action == "score" else action,
                 description=str(p.get("description", "") or ""), group=group, regex=rx,
+                requires=tuple(requires or ()),
             ))
         return cls(rules, cfg)
 
@@ -355,6 +364,8 @@ class PatternMatcher:
         phoneish = moneyish = None
         for rule in self.rules:
             if rule.kind in ("bidi_control", "official_link"):
+                continue
+            if rule.requires and not any(r in text for r in rule.requires):
                 continue
             pf = rule.prefilter
             if pf is not None:

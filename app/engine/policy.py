@@ -166,6 +166,9 @@ class Policy:
     #: the aggregate head's thresholds, and per message language
     classifier_aggregate: AggregateThresholds = AggregateThresholds()
     classifier_aggregate_languages: dict[str, AggregateThresholds] = field(default_factory=dict)
+    #: (labels, language) -> the category heads ``classifier_hits`` reads, with their thresholds
+    #: (filled on first use; a policy is never changed after it is made)
+    _heads: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     # ------------------------------------------------------------------------------ load
     @classmethod
@@ -296,6 +299,18 @@ class Policy:
         ), warnings
 
     # ------------------------------------------------------------------------ classifier
+    def _heads_for(self, labels: Sequence[str], lang: str | None) -> tuple:
+        """(index, label, thresholds, whether the language has its own line for it) of each
+        category head among ``labels`` (not a skipped label, not the aggregate head)."""
+        key = (tuple(labels), lang)
+        heads = self._heads.get(key)
+        if heads is None:
+            own = self.classifier_languages.get(lang, ()) if lang is not None else ()
+            heads = self._heads[key] = tuple(
+                (i, label, self.thresholds_for(label, lang), label in own) for i, label in enumerate(labels)
+                if label not in _SKIP_LABELS and label != AGGREGATE_LABEL)
+        return heads
+
     def thresholds_for(self, category: str, lang: str | None = None) -> ClassifierThresholds:
         if lang is not None and self.classifier_languages:
             t = self.classifier_languages.get(lang, {}).get(category)
@@ -334,17 +349,11 @@ class Policy:
         if agg is not None and agg.fitted is not None:
             decision = agg.fitted.score(self.decision_features(labels, probs, lang, units, evidence, factor))
         judged = p_any if decision is None else decision  # what confirm, confirm_review and reject compare
-        for label, p in zip(labels, probs):
-            if label in _SKIP_LABELS:
+        for i, label, t, own_lang in self._heads_for(labels, lang):
+            p = probs[i] * factor
+            if not p >= t.report or not math.isfinite(p):  # below report (or NaN), or infinite
                 continue
-            p = float(p) * factor
-            if not math.isfinite(p):
-                continue
-            if label == AGGREGATE_LABEL:
-                continue
-            t = self.thresholds_for(label, lang)
-            if p < t.report:
-                continue
+            p = float(p)
             action = None
             words = None
             if t.review is not None and p >= t.review:
@@ -361,7 +370,7 @@ class Policy:
                 th.append(("reject_with_channel", t.reject_with_channel))
             if t.reject_in_context is not None:
                 th.append(("reject_in_context", t.reject_in_context))
-            if lang is not None and label in self.classifier_languages.get(lang, ()):
+            if own_lang:
                 th.append(("lang", lang))
             rejects = t.reject is not None and p >= t.reject
             if not rejects and t.reject_with_channel is not None and p >= t.reject_with_channel:

@@ -135,3 +135,32 @@ def test_official_link_demotes_phishing_wording_but_never_a_lookalike(shipped):
     assert genuine.verdict == "allow" and "PAT_OFFICIAL_LINK" in [h.rule for h in genuine.reasons]
     assert fake.verdict != "allow" and "fraud" in fake.categories
     assert "PAT_OFFICIAL_LINK" not in [h.rule for h in fake.reasons]
+
+
+@pytest.mark.parametrize("verb", ["登入", "登录", "登陆", "进入", "访问", "点击"])
+def test_the_bank_login_link_is_found_through_each_string_it_requires(shipped, verb):
+    """PAT_BANK_LOGIN_LINK names its call words in ``requires:``: each of them still finds it,
+    in either order of bank and link."""
+    for text in (f"【某银行】您的账户存在异常，请{verb} http://bank-safe.top/v 验证",
+                 f"请{verb} www.xy-bank.cc 完成认证，否则网银将停用"):
+        rules = [h.rule for h in shipped.ruleset.patterns.match(normalize(text))]
+        assert "PAT_BANK_LOGIN_LINK" in rules, text
+
+
+def test_a_regex_with_requires_searches_only_texts_that_contain_one_of_them():
+    cfg = {"patterns": [{"id": "PAT_ORDER", "regex": r"订单\d{4}", "requires": ["订单"], "score": 1},
+                        {"id": "PAT_LOOSE", "regex": r"编号\d{4}", "requires": ["号码"], "score": 1}]}
+    pm = PatternMatcher.from_config(cfg, {})
+    assert [h.rule for h in pm.match(normalize("您的订单1234已发货"))] == ["PAT_ORDER"]
+    # a wrong list hides matches: the regex would match, but no required string is there
+    assert pm.match(normalize("编号5678")) == []
+
+
+@pytest.mark.parametrize("entry", [
+    {"id": "PAT_X", "regex": "a{2}", "requires": "aa"},
+    {"id": "PAT_X", "regex": "a{2}", "requires": ["aa", ""]},
+    {"id": "PAT_X", "builtin": "money", "requires": ["元"]},
+])
+def test_requires_is_a_list_of_strings_on_a_regex_rule(entry):
+    with pytest.raises(ValueError, match="requires"):
+        PatternMatcher.from_config({"patterns": [entry]}, {})
