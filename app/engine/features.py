@@ -70,6 +70,7 @@ _PHONE_RE = re.compile(
 )
 # digit runs; masked 'x' runs only when not part of a Latin word (spam800k masks digits as x)
 _NUM_RE = re.compile(r"\d+|(?<![a-z])x+(?![a-z])")
+_DIGIT_RE = re.compile(r"\d")  # the same digits as \d above (any script's, not only 0-9)
 _NON_WORD_RE = re.compile(r"[^\w\ue000-\ue00f]+")
 _UNDERSCORE_RE = re.compile(r"_+")
 _SPACE_RE = re.compile(r"(?<![a-z0-9]) | (?![a-z0-9])")
@@ -93,11 +94,17 @@ def _num_token(m: re.Match) -> str:
 
 
 def mask_classes(text: str) -> str:
-    """URLs, e-mails, phone numbers and digit runs (also masked ``x`` runs) -> class characters."""
-    text = _URL_RE.sub(URL_TOK, text)
+    """URLs, e-mails, phone numbers and digit runs (also masked ``x`` runs) -> class characters.
+    Each regex runs only on a text that has what every one of its matches needs (a URL a dot
+    or "://", an e-mail "@", a phone number a digit, a run a digit or an "x")."""
+    if "." in text or "://" in text:
+        text = _URL_RE.sub(URL_TOK, text)
     if "@" in text:
         text = _EMAIL_RE.sub(EMAIL_TOK, text)
-    text = _PHONE_RE.sub(PHONE_TOK, text)
+    if _DIGIT_RE.search(text) is not None:
+        text = _PHONE_RE.sub(PHONE_TOK, text)
+    elif "x" not in text:
+        return text
     return _NUM_RE.sub(_num_token, text)
 
 
