@@ -114,10 +114,11 @@ def _lazy(make):
     return explain
 
 
-def _row_explainer(a: "Analysis", X, k: int):
-    """The explainer of the text analysed as ``a``, scored as row ``k`` of the CSR ``X``."""
+def _row_explainer(a: "Analysis", X, k: int, columns: np.ndarray, at: int):
+    """The explainer of the text analysed as ``a``, scored as row ``k`` of the CSR ``X``, whose
+    tokens' columns start at ``columns[at]``."""
     lo, hi = X.indptr[k], X.indptr[k + 1]
-    return a.heads._explainer(a, X.indices[lo:hi], X.data[lo:hi])
+    return a.heads._explainer(a, X.indices[lo:hi], X.data[lo:hi], columns[at:at + len(a.words)])
 
 
 def routes_to_english(content: Content) -> bool:
@@ -132,8 +133,9 @@ class Analysis(NamedTuple):
 
     heads: "Classifier"  # the heads that score it (``Classifier.heads_for``)
     prepared: str  # features.prepare of it
-    #: its feature tokens for those heads; with a GramIndex (``Classifier._grams``) only the
-    #: tokens that are not character grams (words, word pairs): the index finds the grams
+    #: its feature tokens for those heads, its words first; with a GramIndex
+    #: (``Classifier._grams``) only the tokens that are not character grams (words, word
+    #: pairs): the index finds the grams
     tokens: list[str]
     words: list[str]  # the jieba words among them (WORD_PREFIX-ed)
     content: Content
@@ -190,12 +192,11 @@ class Classifier:
     def _analyse(self, text: str, prepared: str, content: Content) -> Analysis:
         """The Analysis of a normalized text by THESE heads."""
         an = self._analyzer
-        if self._gram_path:
-            tokens, words = an.word_tokens(prepared)
-        elif hasattr(an, "tokens_and_words"):
-            tokens, words = an.tokens_and_words(prepared)
-        else:
-            tokens, words = an(text), []
+        if not hasattr(an, "word_tokens"):
+            return Analysis(self, prepared, an(text), [], content)
+        tokens, words = an.word_tokens(prepared)
+        if not self._gram_path:  # another n-gram range: its grams as strings, after the words
+            tokens = tokens + char_ngrams_wb(prepared, *an.ngram_range)
         return Analysis(self, prepared, tokens, words, content)
 
     def _routed(self, text: str) -> Analysis:
@@ -204,25 +205,27 @@ class Classifier:
         content = content_units(prepared)
         return self.heads_for(content)._analyse(text, prepared, content)
 
-    def _cells(self, analyses: Sequence[Analysis]) -> tuple[np.ndarray, np.ndarray]:
-        """(row, column) of every feature-token occurrence of texts analysed by THESE heads."""
+    def _cells(self, analyses: Sequence[Analysis]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(row, column) of every feature-token occurrence of texts analysed by THESE heads, and
+        the column (-1: none) of each of their ``tokens``, text after text."""
         lens = [len(a.tokens) for a in analyses]
-        c = np.fromiter(map(self._vocab.get, chain.from_iterable(a.tokens for a in analyses), repeat(-1)),
-                        dtype=np.int64, count=sum(lens))
+        tokens = np.fromiter(map(self._vocab.get, chain.from_iterable(a.tokens for a in analyses), repeat(-1)),
+                             dtype=np.int64, count=sum(lens))
         r = np.repeat(np.arange(len(analyses), dtype=np.int64), lens)
-        known = c >= 0
-        r, c = r[known], c[known]
+        known = tokens >= 0
+        r, c = r[known], tokens[known]
         if self._gram_path:
             gr, gc = self._grams().columns([a.prepared for a in analyses])
             r, c = np.concatenate((gr, r)), np.concatenate((gc, c))
-        return r, c
+        return r, c, tokens
 
     def _matrix(self, analyses: Sequence[Analysis]):
-        """CSR (n, n_features) of L2-normalized sublinear TF-IDF of texts analysed by THESE heads."""
+        """(CSR (n, n_features) of L2-normalized sublinear TF-IDF of texts analysed by THESE
+        heads, the column of each of their tokens: ``_cells``)."""
         from scipy.sparse import csr_matrix
 
         n, n_features = len(analyses), len(self._idf)
-        r, c = self._cells(analyses)
+        r, c, tokens = self._cells(analyses)
         keys, counts = np.unique(r * n_features + c, return_counts=True)
         row = keys // n_features
         idx = (keys - row * n_features).astype(np.intp)
@@ -232,24 +235,26 @@ class Classifier:
             v /= norms[row]
         ptr = np.zeros(n + 1, dtype=np.intp)
         np.cumsum(np.bincount(row, minlength=n), out=ptr[1:])
-        return csr_matrix((v, idx, ptr), shape=(n, n_features))
+        return csr_matrix((v, idx, ptr), shape=(n, n_features)), tokens
 
-    def _features(self, a: Analysis) -> tuple[np.ndarray, np.ndarray]:
-        """(feature indices, L2-normalized sublinear TF-IDF values) of one text analysed by
-        THESE heads: ``_matrix``'s row without building a sparse matrix."""
-        idx, counts = np.unique(self._cells((a,))[1], return_counts=True)
+    def _features(self, a: Analysis) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(feature indices, L2-normalized sublinear TF-IDF values, the column of each of its
+        ``tokens``) of one text analysed by THESE heads: ``_matrix``'s row without building a
+        sparse matrix."""
+        _r, c, tokens = self._cells((a,))
+        idx, counts = np.unique(c, return_counts=True)
         if not len(idx):
-            return idx.astype(np.intp), np.empty(0, dtype=np.float64)
+            return idx.astype(np.intp), np.empty(0, dtype=np.float64), tokens
         v = (np.log(counts.astype(np.float64)) + 1.0) * self._idf[idx]
         v /= math.sqrt(float(v @ v))
-        return idx.astype(np.intp), v
+        return idx.astype(np.intp), v, tokens
 
-    def _decision(self, a: Analysis) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(raw scores, feature indices, their values) of one analysed text."""
+    def _decision(self, a: Analysis) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(raw scores, feature indices, their values, its tokens' columns) of one analysed text."""
         sub = a.heads
-        idx, v = sub._features(a)
+        idx, v, tokens = sub._features(a)
         s = sub._b.copy() if len(idx) == 0 else v @ sub._W[idx] + sub._b
-        return s, idx, v
+        return s, idx, v, tokens
 
     def decision_one(self, normalized_text: str) -> np.ndarray:
         """Raw scores of one normalized text by the heads it is routed to."""
@@ -269,8 +274,8 @@ class Classifier:
         """(probabilities, features.Content, ``explain(label) -> list[str]``) of one normalized
         text: ``score_one`` and a lazy explainer (k=5) of the features it scored."""
         a = self._routed(normalized_text)
-        s, idx, v = self._decision(a)
-        return 1.0 / (1.0 + np.exp(-s)), a.content, _lazy(lambda: a.heads._explainer(a, idx, v))
+        s, idx, v, tokens = self._decision(a)
+        return 1.0 / (1.0 + np.exp(-s)), a.content, _lazy(lambda: a.heads._explainer(a, idx, v, tokens))
 
     def transform(self, normalized_texts: Iterable[str]):
         """CSR (n, n_features) of L2-normalized sublinear TF-IDF by THESE heads' vocabulary (no
@@ -278,11 +283,12 @@ class Classifier:
         per-token Python overhead."""
         texts = list(normalized_texts)
         preps = [prepare(t) for t in texts]
-        return self._matrix([self._analyse(t, p, content_units(p)) for t, p in zip(texts, preps)])
+        return self._matrix([self._analyse(t, p, content_units(p)) for t, p in zip(texts, preps)])[0]
 
     def _decision_routed(self, texts: list[str]):
-        """(raw scores (n, len(labels)), Analysis per text, per text its row of the CSR matrix
-        it was scored from as (matrix, row)), each text by the heads it is routed to."""
+        """(raw scores (n, len(labels)), Analysis per text, per text where it was scored: (CSR
+        matrix, its row, the columns of the tokens of the matrix's texts, where its own start)),
+        each text by the heads it is routed to."""
         routed = [self._routed(t) for t in texts]
         rows: dict[int, tuple["Classifier", list[int]]] = {}  # id(heads) -> (heads, its rows)
         for i, a in enumerate(routed):
@@ -290,10 +296,12 @@ class Classifier:
         s = np.empty((len(texts), len(self.labels)))
         where: list = [None] * len(texts)
         for sub, idx in rows.values():
-            X = sub._matrix([routed[i] for i in idx])
+            X, tokens = sub._matrix([routed[i] for i in idx])
             s[idx] = np.asarray(X @ sub._W) + sub._b
+            at = 0
             for k, i in enumerate(idx):
-                where[i] = (X, k)
+                where[i] = (X, k, tokens, at)
+                at += len(routed[i].tokens)
         return s, routed, where
 
     def decision_batch(self, normalized_texts: Iterable[str]) -> np.ndarray:
@@ -333,7 +341,7 @@ class Classifier:
         if not texts:
             return np.empty((0, len(self.labels))), [], []
         s, routed, where = self._decision_routed(texts)
-        explain = [_lazy(partial(_row_explainer, a, X, k)) for a, (X, k) in zip(routed, where)]
+        explain = [_lazy(partial(_row_explainer, a, *w)) for a, w in zip(routed, where)]
         return 1.0 / (1.0 + np.exp(-s)), [a.content for a in routed], explain
 
     def explain(self, normalized_text: str, label: str, k: int = 5) -> list[str]:
@@ -356,13 +364,14 @@ class Classifier:
         analysed once, whatever number of labels is explained (a message that reaches review in
         two categories explains both). The words are those of the heads the text is routed to."""
         a = self._routed(normalized_text)
-        _s, idx, v = self._decision(a)
-        return a.heads._explainer(a, idx, v)
+        _s, idx, v, tokens = self._decision(a)
+        return a.heads._explainer(a, idx, v, tokens)
 
-    def _explainer(self, a: Analysis, idx: np.ndarray, v: np.ndarray):
-        """``explainer`` of a text analysed by THESE heads whose features (``idx``) and their
-        values (``v``) are known. Features are matched to candidates by their gram keys
-        (gram_index.py), never by reading strings back from the vocabulary."""
+    def _explainer(self, a: Analysis, idx: np.ndarray, v: np.ndarray, word_columns: np.ndarray):
+        """``explainer`` of a text analysed by THESE heads whose features (``idx``), their values
+        (``v``) and the columns of its words (``word_columns``: of its ``tokens``, which begin
+        with its words; -1 for none) are known. Features are matched to candidates by their gram
+        keys (gram_index.py), never by reading strings back from the vocabulary."""
         if not a.prepared or not len(idx):
             return _no_words
         g = self._grams()
@@ -378,11 +387,13 @@ class Classifier:
             at = dict(zip(keys.tolist(), range(len(keys))))  # gram key -> its place in idx
             rest = np.flatnonzero(keys < 0)
             at_word = dict(zip(idx[rest].tolist(), rest.tolist()))  # column of a word -> its place
-            get = self._vocab.get
-            for w in dict.fromkeys(x[len(WORD_PREFIX):] for x in a.words):
+            for x, col in zip(a.words, word_columns[:len(a.words)].tolist()):
+                w = x[len(WORD_PREFIX):]
+                if w in members:  # a repeated word
+                    continue
                 grams = word_keys(w) if len(w) > 1 and " " not in w else map(gram_key, word_grams(w))
                 hit = [at[k] for k in grams if k in at]
-                j = at_word.get(get(WORD_PREFIX + w, -1))
+                j = at_word.get(col)
                 if j is not None:
                     hit.append(j)
                 if hit:
@@ -396,12 +407,11 @@ class Classifier:
 
         def explain(label: str, k: int = 5) -> list[str]:
             contrib = v * W[idx, col[label]]
-            score = np.bincount(r, weights=contrib[c], minlength=len(cands))
+            score = np.bincount(r, weights=contrib[c], minlength=len(cands)).tolist()
             out: list[str] = []
-            for i in sorted(np.flatnonzero(score > 0).tolist(), key=lambda i: (-score[i], cands[i])):
+            for _neg, w in sorted((-sc, w) for sc, w in zip(score, cands) if sc > 0):  # ties: by word
                 if len(out) >= k:
                     break
-                w = cands[i]
                 if any(w in o for o in out):
                     continue
                 out.append(display_token(w))

@@ -194,19 +194,15 @@ class Analyzer:
         return [WORD_PREFIX + w for w in self._cut(prepared) if len(w) > 1]
 
     def tokens_of_prepared(self, prepared: str) -> list[str]:
-        return self.tokens_and_words(prepared)[0]
-
-    def tokens_and_words(self, prepared: str) -> tuple[list[str], list[str]]:
-        """(feature tokens, the words among them) of a prepared text: one jieba cut for both
-        (``Classifier.explainer`` needs the words as well as the tokens)."""
+        """The feature tokens of a prepared text: its character n-grams, words and word pairs."""
         toks = char_ngrams_wb(prepared, *self.ngram_range)
-        rest, words = self.word_tokens(prepared)
-        toks.extend(rest)
-        return toks, words
+        toks.extend(self.word_tokens(prepared)[0])
+        return toks
 
     def word_tokens(self, prepared: str) -> tuple[list[str], list[str]]:
         """(the feature tokens that are not character n-grams, the words among them) of a
-        prepared text: its words and, with ``latin_bigrams``, its Latin word pairs."""
+        prepared text: its words and, with ``latin_bigrams``, its Latin word pairs after them
+        (``Classifier`` finds the n-grams itself and explains with the words)."""
         if not prepared:
             return [], []
         words = self.words(prepared)

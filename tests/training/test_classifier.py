@@ -31,9 +31,10 @@ TEXTS = [
 ]
 
 
-def tiny_classifier() -> C.Classifier:
+def tiny_classifier(ngram_range=(1, 3)) -> C.Classifier:
     docs = [t for t, _ in TEXTS]
-    vec = TfidfVectorizer(analyzer=Analyzer(["百家乐"]), sublinear_tf=True, dtype=np.float64)
+    vec = TfidfVectorizer(analyzer=Analyzer(["百家乐"], ngram_range=ngram_range), sublinear_tf=True,
+                          dtype=np.float64)
     X = vec.fit_transform(docs)
     W = np.zeros((X.shape[1], len(C.LABELS)))
     B = np.full(len(C.LABELS), -5.0)
@@ -59,6 +60,32 @@ def test_lean_path_equals_batch_path(clf):
     np.testing.assert_allclose(lean, batch, rtol=0, atol=1e-9)
     ref = 1 / (1 + np.exp(-clf.decision_batch_sklearn(probes)))
     np.testing.assert_allclose(batch, ref, rtol=0, atol=1e-9)
+
+
+def test_other_ngram_ranges_score_and_explain_alike_on_every_path():
+    """Only 1-3-grams have the integer gram index; an analyzer with another range is looked up
+    token by token, with the same numbers as scikit-learn and the same explanations."""
+    two = tiny_classifier(ngram_range=(1, 2))
+    assert not two._gram_path
+    probes = [t for t, _ in TEXTS] + ["完全没见过的句子", "", "call me 123"]
+    batch = two.predict_batch(probes)
+    np.testing.assert_allclose(np.vstack([two.predict_one(t) for t in probes]), batch, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(batch, 1 / (1 + np.exp(-two.decision_batch_sklearn(probes))), rtol=0, atol=1e-9)
+    text = "百家乐真人荷官在线发牌"
+    _p, _u, explained = two.score_batch_explained([text, "明天开会"])
+    assert explained[0]("gambling") == two.explain(text, "gambling", k=5)
+    assert any("百家乐" in w or "荷官" in w or "发牌" in w for w in two.explain(text, "gambling", k=3))
+
+
+def test_the_batch_and_single_paths_explain_with_the_same_words(clf):
+    """check_batch explains from the batch's matrix, check from the one message's features,
+    ``explain`` from scratch: the same words for the same text."""
+    texts = [t for t, _ in TEXTS] + ["百家乐百家乐 荷官", "Your parcel is held, pay at http://x.top"]
+    _p, _u, batch = clf.score_batch_explained(texts)
+    for text, ex in zip(texts, batch):
+        single = clf.score_one_explained(text)[2]
+        for label in ("gambling", "fraud", "marketing"):
+            assert ex(label) == single(label) == clf.explain(text, label, k=5), (text, label)
 
 
 def test_explain_names_the_words(clf):
