@@ -490,8 +490,12 @@ def load_classifier(model_dir: str | Path, categories: Iterable[str] | None = No
         raise ModelMismatchError(f"{MODEL_FILE} and {METADATA_FILE} disagree on the English heads")
     english = (Classifier(en["vectorizer"], en["coef"], en["intercept"], labels, version=version,
                           metadata=meta["english"]) if en is not None else None)
-    return Classifier(blob["vectorizer"], blob["coef"], blob["intercept"], labels,
-                      version=version, metadata=meta, english=english)
+    clf = Classifier(blob["vectorizer"], blob["coef"], blob["intercept"], labels,
+                     version=version, metadata=meta, english=english)
+    for heads in (clf, english):  # the gram indexes now, not in the first check's time
+        if heads is not None and heads._gram_path:
+            heads._grams()
+    return clf
 
 
 def save_model(model_dir: str | Path, clf: Classifier, metadata: dict) -> dict:
