@@ -1,8 +1,8 @@
 """The character n-gram features of many texts at once, as integers, with numpy.
 
 A character 1-3-gram is exactly one integer: its code points (each < 2**21) packed into 63 bits,
-``c1 << 42 | c2 << 21 | c3`` (a shorter gram leaves the high places 0; every code point here is
-at least 1, so no two grams share a key). ``GramIndex`` holds a vocabulary's character grams as a
+``c1 << 42 | c2 << 21 | c3`` (a shorter gram leaves the high places 0; control characters have
+no key, so every code point in one is at least 0x20 and no two grams share a key). ``GramIndex`` holds a vocabulary's character grams as a
 sorted key array; ``columns`` finds the feature columns of every gram occurrence of a batch of
 prepared texts with a handful of array operations, where a Python loop would build and look up
 one string per gram (a vocabulary of half a million strings misses the CPU caches on nearly every
@@ -11,7 +11,7 @@ lookup: most of the classifier's time before this).
 The grams are those of ``features.char_ngrams_wb(text, 1, 3)``: a text is padded with a space at
 both ends; every non-space character is a 1-gram, every neighbouring pair but two spaces a 2-gram,
 every triple whose middle is not a space a 3-gram (tests/engine/test_gram_index.py holds it to
-the string function on any text).
+the string function on any text without control characters, which prepare() never leaves).
 """
 from __future__ import annotations
 
