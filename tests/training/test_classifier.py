@@ -88,6 +88,39 @@ def test_the_batch_and_single_paths_explain_with_the_same_words(clf):
             assert ex(label) == single(label) == clf.explain(text, label, k=5), (text, label)
 
 
+def reference_explain(clf: C.Classifier, text: str, label: str, k: int = 5) -> list[str]:
+    """What ``explain`` means, spelled out with strings and scikit-learn's own TF-IDF: every word
+    of the text and every character is scored by the summed contributions x_j * w_j of the
+    features inside it (``word_grams`` and the word itself); the k best positive ones, a
+    candidate inside an earlier one skipped."""
+    from app.engine.features import WORD_PREFIX, display_token, prepare
+    heads = clf.heads_for(C.content_units(prepare(text)))
+    x = heads._vec.transform([text]).tocoo()
+    inv = {j: t for t, j in heads._vec.vocabulary_.items()}
+    contrib = {inv[j]: v * heads._W[j, heads._col[label]] for j, v in zip(x.col, x.data)}
+    prepared = prepare(text)
+    words = [w for w in heads._analyzer._cut(prepared) if len(w) > 1]
+    scores = {}
+    for w in dict.fromkeys(words + [ch for ch in prepared if ch != " "]):
+        feats = C.word_grams(w) | {WORD_PREFIX + w}
+        if any(f in contrib for f in feats):
+            scores[w] = sum(contrib.get(f, 0.0) for f in feats)
+    out: list[str] = []
+    for w in sorted((w for w in scores if scores[w] > 0), key=lambda w: (-scores[w], w)):
+        if len(out) >= k:
+            break
+        if not any(w in o for o in out):
+            out.append(display_token(w))
+    return out
+
+
+def test_explain_is_the_sum_of_each_words_features(clf):
+    texts = [t for t, _ in TEXTS] + ["百家乐百家乐 荷官 13812345678", "Your parcel is held, pay at http://x.top"]
+    for text in texts:
+        for label in ("gambling", "fraud", "contraband", "marketing"):
+            assert clf.explain(text, label, k=5) == reference_explain(clf, text, label), (text, label)
+
+
 def test_explain_names_the_words(clf):
     words = clf.explain("百家乐真人荷官在线发牌", "gambling", k=3)
     assert 1 <= len(words) <= 3
