@@ -114,11 +114,10 @@ def _lazy(make):
     return explain
 
 
-def _row_explainer(a: "Analysis", X, k: int, columns: np.ndarray, at: int):
-    """The explainer of the text analysed as ``a``, scored as row ``k`` of the CSR ``X``, whose
-    tokens' columns start at ``columns[at]``."""
+def _row_explainer(a: "Analysis", X, k: int, word_columns: np.ndarray):
+    """The explainer of the text analysed as ``a``, scored as row ``k`` of the CSR ``X``."""
     lo, hi = X.indptr[k], X.indptr[k + 1]
-    return a.heads._explainer(a, X.indices[lo:hi], X.data[lo:hi], columns[at:at + len(a.words)])
+    return a.heads._explainer(a, X.indices[lo:hi], X.data[lo:hi], word_columns)
 
 
 def routes_to_english(content: Content) -> bool:
@@ -275,7 +274,8 @@ class Classifier:
         text: ``score_one`` and a lazy explainer (k=5) of the features it scored."""
         a = self._routed(normalized_text)
         s, idx, v, tokens = self._decision(a)
-        return 1.0 / (1.0 + np.exp(-s)), a.content, _lazy(lambda: a.heads._explainer(a, idx, v, tokens))
+        return (1.0 / (1.0 + np.exp(-s)), a.content,
+                _lazy(lambda: a.heads._explainer(a, idx, v, tokens[:len(a.words)])))
 
     def transform(self, normalized_texts: Iterable[str]):
         """CSR (n, n_features) of L2-normalized sublinear TF-IDF by THESE heads' vocabulary (no
@@ -287,8 +287,7 @@ class Classifier:
 
     def _decision_routed(self, texts: list[str]):
         """(raw scores (n, len(labels)), Analysis per text, per text where it was scored: (CSR
-        matrix, its row, the columns of the tokens of the matrix's texts, where its own start)),
-        each text by the heads it is routed to."""
+        matrix, its row, the columns of its words)), each text by the heads it is routed to."""
         routed = [self._routed(t) for t in texts]
         rows: dict[int, tuple["Classifier", list[int]]] = {}  # id(heads) -> (heads, its rows)
         for i, a in enumerate(routed):
@@ -298,10 +297,11 @@ class Classifier:
         for sub, idx in rows.values():
             X, tokens = sub._matrix([routed[i] for i in idx])
             s[idx] = np.asarray(X @ sub._W) + sub._b
-            at = 0
+            at = 0  # the matrix's texts' tokens, text after text, each beginning with its words
             for k, i in enumerate(idx):
-                where[i] = (X, k, tokens, at)
-                at += len(routed[i].tokens)
+                a = routed[i]
+                where[i] = (X, k, tokens[at:at + len(a.words)])
+                at += len(a.tokens)
         return s, routed, where
 
     def decision_batch(self, normalized_texts: Iterable[str]) -> np.ndarray:
@@ -331,8 +331,11 @@ class Classifier:
 
     def score_batch(self, normalized_texts: Iterable[str]) -> tuple[np.ndarray, list[Content]]:
         """(probabilities (n, len(labels)), features.Content per text): the batch path of score_one."""
-        probs, units, _explain = self.score_batch_explained(normalized_texts)
-        return probs, units
+        texts = list(normalized_texts)
+        if not texts:
+            return np.empty((0, len(self.labels))), []
+        s, routed, _where = self._decision_routed(texts)
+        return 1.0 / (1.0 + np.exp(-s)), [a.content for a in routed]
 
     def score_batch_explained(self, normalized_texts: Iterable[str]):
         """``score_batch`` and, per text, a lazy ``explain(label) -> list[str]`` (k=5) of the
@@ -365,12 +368,11 @@ class Classifier:
         two categories explains both). The words are those of the heads the text is routed to."""
         a = self._routed(normalized_text)
         _s, idx, v, tokens = self._decision(a)
-        return a.heads._explainer(a, idx, v, tokens)
+        return a.heads._explainer(a, idx, v, tokens[:len(a.words)])
 
     def _explainer(self, a: Analysis, idx: np.ndarray, v: np.ndarray, word_columns: np.ndarray):
         """``explainer`` of a text analysed by THESE heads whose features (``idx``), their values
-        (``v``) and the columns of its words (``word_columns``: of its ``tokens``, which begin
-        with its words; -1 for none) are known. Features are matched to candidates by their gram
+        (``v``) and the columns of its ``words`` (``word_columns``, -1 for none) are known. Features are matched to candidates by their gram
         keys (gram_index.py), never by reading strings back from the vocabulary."""
         if not a.prepared or not len(idx):
             return _no_words
@@ -387,7 +389,7 @@ class Classifier:
             at = dict(zip(keys.tolist(), range(len(keys))))  # gram key -> its place in idx
             rest = np.flatnonzero(keys < 0)
             at_word = dict(zip(idx[rest].tolist(), rest.tolist()))  # column of a word -> its place
-            for x, col in zip(a.words, word_columns[:len(a.words)].tolist()):
+            for x, col in zip(a.words, word_columns.tolist()):
                 w = x[len(WORD_PREFIX):]
                 if w in members:  # a repeated word
                     continue

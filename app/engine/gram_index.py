@@ -112,12 +112,9 @@ def single_chars(keys: np.ndarray) -> np.ndarray:
 def word_keys(word: str) -> frozenset[int]:
     """The keys of the 1-3-grams inside ``word`` and of its edges padded with a space (" w",
     "w ", " wo", "rd "): ``{gram_key(g) for g in classifier.word_grams(word)}`` for a word of two
-    or more characters without spaces, computed without making the strings."""
+    or more characters without spaces, computed without making the strings (cached: words repeat
+    from message to message)."""
     c = [ord(ch) for ch in word]
-    if len(c) == 2:  # most words: the same set, spelled out
-        a, b = c
-        return frozenset((a, b, (a << _SHIFT) | b, (_SPACE << _SHIFT) | a, (b << _SHIFT) | _SPACE,
-                          (_SPACE << (2 * _SHIFT)) | (a << _SHIFT) | b, (a << (2 * _SHIFT)) | (b << _SHIFT) | _SPACE))
     out = set(c)
     out.update((a << _SHIFT) | b for a, b in zip(c, c[1:]))
     out.update((a << (2 * _SHIFT)) | (b << _SHIFT) | d for a, b, d in zip(c, c[1:], c[2:]))
