@@ -7,8 +7,9 @@
    Cyrillic/Greek look-alikes to Latin, typographic apostrophes (’ ‘ ʼ) to ', accents stripped
    from Latin letters, invisible characters removed (zero-width, soft hyphen, BOM, bidi
    controls, variation selectors, tag characters, Hangul fillers, every combining mark, so
-   combining floods vanish), whitespace to a plain space (newlines kept); the order a phone DISPLAYS a right-to-left override in, and
-   the report of the controls themselves, are app/engine/bidi.py's and PAT_BIDI_CONTROL's job;
+   combining floods vanish), whitespace to a plain space (newlines kept); the order a phone
+   DISPLAYS a right-to-left override in, and the report of the controls themselves, are
+   app/engine/bidi.py's and PAT_BIDI_CONTROL's job;
 2. traditional to simplified Chinese with the OpenCC C++ binding over the whole string (per
    character if the whole-string conversion changes the length);
    -> this is the *pattern view* (``Normalized.pattern_text``) that URL/phone/id patterns use;
