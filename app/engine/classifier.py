@@ -249,11 +249,11 @@ class Classifier:
         return idx.astype(np.intp), v, tokens
 
     def _decision(self, a: Analysis) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(raw scores, feature indices, their values, its tokens' columns) of one analysed text."""
+        """(raw scores, feature indices, their values, its words' columns) of one analysed text."""
         sub = a.heads
         idx, v, tokens = sub._features(a)
         s = sub._b.copy() if len(idx) == 0 else v @ sub._W[idx] + sub._b
-        return s, idx, v, tokens
+        return s, idx, v, tokens[:len(a.words)]  # its tokens begin with its words
 
     def decision_one(self, normalized_text: str) -> np.ndarray:
         """Raw scores of one normalized text by the heads it is routed to."""
@@ -273,9 +273,8 @@ class Classifier:
         """(probabilities, features.Content, ``explain(label) -> list[str]``) of one normalized
         text: ``score_one`` and a lazy explainer (k=5) of the features it scored."""
         a = self._routed(normalized_text)
-        s, idx, v, tokens = self._decision(a)
-        return (1.0 / (1.0 + np.exp(-s)), a.content,
-                _lazy(lambda: a.heads._explainer(a, idx, v, tokens[:len(a.words)])))
+        s, idx, v, word_columns = self._decision(a)
+        return 1.0 / (1.0 + np.exp(-s)), a.content, _lazy(lambda: a.heads._explainer(a, idx, v, word_columns))
 
     def transform(self, normalized_texts: Iterable[str]):
         """CSR (n, n_features) of L2-normalized sublinear TF-IDF by THESE heads' vocabulary (no
@@ -367,13 +366,14 @@ class Classifier:
         analysed once, whatever number of labels is explained (a message that reaches review in
         two categories explains both). The words are those of the heads the text is routed to."""
         a = self._routed(normalized_text)
-        _s, idx, v, tokens = self._decision(a)
-        return a.heads._explainer(a, idx, v, tokens[:len(a.words)])
+        _s, idx, v, word_columns = self._decision(a)
+        return a.heads._explainer(a, idx, v, word_columns)
 
     def _explainer(self, a: Analysis, idx: np.ndarray, v: np.ndarray, word_columns: np.ndarray):
         """``explainer`` of a text analysed by THESE heads whose features (``idx``), their values
-        (``v``) and the columns of its ``words`` (``word_columns``, -1 for none) are known. Features are matched to candidates by their gram
-        keys (gram_index.py), never by reading strings back from the vocabulary."""
+        (``v``) and the columns of its ``words`` (``word_columns``, -1 for none) are known.
+        Features are matched to candidates by their gram keys (gram_index.py), never by reading
+        strings back from the vocabulary."""
         if not a.prepared or not len(idx):
             return _no_words
         g = self._grams()
